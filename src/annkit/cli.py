@@ -1,0 +1,109 @@
+"""``annkit <subcommand> [overrides]``: pick the subcommand, hand the rest to its Hydra app.
+
+Each subcommand is its own ``@hydra.main`` with its own primary config (``configs/<name>.yaml``),
+so everything Hydra offers (``-m`` sweeps, ``--cfg job``, ``--help``, ``--config-dir``,
+``-sc install=bash`` completion) works per subcommand. A new subcommand is one entry in
+:data:`SUBCOMMANDS` plus its module in ``annkit.tasks``.
+
+Shell completion: ``eval "$(annkit -sc install=bash)"`` installs Hydra's completion for the
+``annkit`` executable. The shell then calls ``annkit -sc query=bash`` with the line typed so
+far in ``COMP_LINE``; this module completes the subcommand itself, or strips it from
+``COMP_LINE`` and lets that subcommand's Hydra app complete config groups and keys.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+from annkit import __version__
+from annkit.errors import EXIT_USAGE, did_you_mean, print_error
+
+# name → (module with a Hydra `main`, one-line description)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("annkit.tasks.train", "Train a network described by config (model, dataset, loss, optimizer, scheduler, trainer)."),
+}
+COMPLETION_FLAGS = ("-sc", "--shell-completion")
+
+
+EXAMPLES = [
+    ("annkit train", "the default Fashion-MNIST recipe"),
+    ("annkit train model=logistic trainer.epochs=5", "softmax regression"),
+    ("annkit train -m model.activation=relu,tanh", "a sweep: one run per value"),
+    ("annkit train --help", "that subcommand's config groups and keys"),
+    ("annkit train --cfg job", "print the composed config and exit"),
+    ('eval "$(annkit -sc install=bash)"', "tab completion in bash (zsh, fish likewise)"),
+]
+
+
+def print_help() -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    def grid(rows: list[tuple[str, str]]) -> Table:
+        table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2))
+        table.add_column(style="bold cyan", no_wrap=True)
+        table.add_column()
+        for left, right in rows:
+            table.add_row(escape(left), escape(right))
+        return table
+
+    console = Console()
+    console.print(f"[bold]annkit[/] {__version__} — train and understand neural networks from config files.\n")
+    console.print(escape("Usage: annkit <subcommand> [key=value ...] [group=option ...] [-m] [--cfg job] [--help]"))
+    console.print("\nSubcommands:")
+    console.print(grid([(name, text) for name, (_, text) in SUBCOMMANDS.items()]))
+    console.print("\nExamples:")
+    console.print(grid(EXAMPLES))
+    console.print("\nRuns are written to outputs/<subcommand>/runs/<time>/; view them with `tensorboard --logdir outputs`.")
+
+
+def run_subcommand(name: str, args: list[str]) -> None:
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    sys.argv = [sys.argv[0], *args]
+    module.main()
+
+
+def complete(args: list[str]) -> None:
+    """``annkit -sc …`` without a subcommand: install scripts, or complete a typed line."""
+    line = os.environ.get("COMP_LINE")
+    if line is None or not any(a.startswith("query=") for a in args):
+        run_subcommand("train", args)  # `install=bash` etc.: the script is the same for every subcommand
+        return
+    words = line.split()
+    typing_subcommand = len(words) == 1 or (len(words) == 2 and not line.endswith(" "))
+    if typing_subcommand:
+        prefix = words[1] if len(words) == 2 else ""
+        print(" ".join(n for n in SUBCOMMANDS if n.startswith(prefix)))
+        return
+    if words[1] not in SUBCOMMANDS:
+        return
+    os.environ["COMP_LINE"] = line.replace(words[1], "", 1)
+    run_subcommand(words[1], args)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        print_help()
+        sys.exit(EXIT_USAGE)
+    first = args[0]
+    if first in ("-h", "--help", "help"):
+        print_help()
+        return
+    if first in ("-V", "--version"):
+        print(f"annkit {__version__}")
+        return
+    if first in COMPLETION_FLAGS:
+        complete(args)
+        return
+    if first not in SUBCOMMANDS:
+        print_error(
+            f'"{first}" is not an annkit subcommand.{did_you_mean(first, SUBCOMMANDS)} '
+            f"Valid subcommands: {', '.join(SUBCOMMANDS)}. Put the subcommand first, then the "
+            f"overrides: annkit train optimizer.lr=3e-3. `annkit --help` lists what each one does."
+        )
+        sys.exit(EXIT_USAGE)
+    run_subcommand(first, args[1:])

@@ -1,0 +1,248 @@
+"""Validation of a composed config, before any data is read or object built.
+
+Hydra composes the YAML files and applies the overrides; this module then checks every key
+against :data:`TRAIN_SCHEMA` (unknown keys, missing keys, types, ranges, names) and checks
+the optimizer and scheduler against the signature of their ``_target_`` class. Each problem
+becomes one :class:`~annkit.errors.AnnkitError` paragraph. The defaults themselves live in
+the YAML files, not here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from annkit.data.sources import DATASETS
+from annkit.errors import AnnkitError, did_you_mean
+from annkit.losses import LOSSES
+from annkit.models import NORMS, make_activation
+
+METRICS = ("val/loss", "val/accuracy")
+# constructor arguments that annkit computes and passes itself
+SCHEDULER_FILLED = {"total_steps", "T_max", "epochs", "steps_per_epoch", "optimizer"}
+SCHEDULER_KEYS = {"interval"}  # annkit's own keys inside the scheduler group
+HYDRA_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
+
+
+@dataclass(frozen=True)
+class Rule:
+    check: Callable[[Any], bool]
+    expected: str
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def integer(lo: int, hi: int | None = None, *, nullable: bool = False) -> Rule:
+    bound = f"from {lo} to {hi}" if hi is not None else f"≥ {lo}"
+    return Rule(
+        lambda v: (nullable and v is None) or (_is_int(v) and v >= lo and (hi is None or v <= hi)),
+        f"a whole number {bound}" + (" or null" if nullable else ""),
+    )
+
+
+def number(lo: float, hi: float | None = None, *, hi_open: bool = False, lo_open: bool = False, nullable: bool = False) -> Rule:
+    def ok(v: Any) -> bool:
+        if nullable and v is None:
+            return True
+        if not _is_num(v) or v != v:
+            return False
+        above = v > lo if lo_open else v >= lo
+        below = hi is None or (v < hi if hi_open else v <= hi)
+        return above and below
+
+    left = "(" if lo_open else "["
+    right = ")" if hi_open else "]"
+    span = f"in {left}{lo}, {hi}{right}" if hi is not None else (f"> {lo}" if lo_open else f"≥ {lo}")
+    return Rule(ok, f"a number {span}" + (" or null" if nullable else ""))
+
+
+def choice(*options: str) -> Rule:
+    return Rule(lambda v: v in options, "one of: " + ", ".join(options))
+
+
+BOOL = Rule(lambda v: isinstance(v, bool), "true or false")
+TEXT = Rule(lambda v: isinstance(v, str) and v != "", "a non-empty string")
+PATH_OR_NULL = Rule(lambda v: v is None or (isinstance(v, str) and v != ""), "a folder path or null")
+TEXT_LIST = Rule(lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of folder paths, e.g. [data/fashion_mnist]")
+WIDTHS = Rule(
+    lambda v: isinstance(v, list) and all(_is_int(x) and x >= 1 for x in v),
+    "a list of positive layer widths, e.g. [512, 256], or [] for no hidden layer",
+)
+DEVICE = Rule(lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v) is not None, "one of: auto, cpu, cuda, cuda:N, mps")
+PROBABILITY = number(0.0, 1.0, hi_open=True)
+
+
+def _activation_ok(v: Any) -> bool:
+    make_activation(v)  # raises a precise AnnkitError (listing the valid names) when wrong
+    return True
+
+
+TRAIN_SCHEMA: dict[str, Any] = {
+    "model": {
+        "name": TEXT,
+        "hidden": WIDTHS,
+        "activation": Rule(_activation_ok, "an activation name"),
+        "dropout": PROBABILITY,
+        "input_dropout": PROBABILITY,
+        "norm": choice(*NORMS),
+    },
+    "dataset": {
+        "name": choice(*DATASETS),
+        "root": PATH_OR_NULL,
+        "search": TEXT_LIST,
+        "download": BOOL,
+        "verify": BOOL,
+        "val_size": integer(1),
+        "limit_train": integer(1, nullable=True),
+        "augment": {"hflip": BOOL, "shift": integer(0, 8)},
+    },
+    "loss": {
+        "name": choice(*LOSSES),
+        "label_smoothing": PROBABILITY,
+    },
+    "optimizer": "optimizer",  # checked against its _target_'s signature
+    "scheduler": "scheduler",
+    "trainer": {
+        "epochs": integer(1),
+        "batch_size": integer(1),
+        "eval_batch_size": integer(1),
+        "device": DEVICE,
+        "precision": choice("auto", "fp32", "bf16"),
+        "seed": integer(0),
+        "deterministic": BOOL,
+        "grad_clip": number(0.0, lo_open=True, nullable=True),
+        "best_metric": choice(*METRICS),
+        "early_stopping": {
+            "metric": choice(*METRICS),
+            "patience": integer(1, nullable=True),
+            "min_delta": number(0.0),
+        },
+        "log_every": integer(1),
+    },
+}
+
+
+def _unknown_key(path: str, key: str, valid: list[str]) -> AnnkitError:
+    where = f"{path}." if path else ""
+    return AnnkitError(
+        f"Unknown config key {where}{key}.{did_you_mean(key, valid)} Valid keys"
+        f"{' in ' + path if path else ''}: {', '.join(sorted(valid))}. Remove it, or fix its name; "
+        f"`annkit train --cfg job` prints the whole config."
+    )
+
+
+def _walk(node: Any, schema: Mapping[str, Any], path: str) -> None:
+    if not isinstance(node, Mapping):
+        raise AnnkitError(f"{path} must be a mapping of keys ({', '.join(schema)}), not {node!r}.")
+    for key in node:
+        if key not in schema:
+            raise _unknown_key(path, str(key), list(schema))
+    for key, rule in schema.items():
+        full = f"{path}.{key}" if path else key
+        if key not in node:
+            raise AnnkitError(f"The config has no {full}. Add it (e.g. +{full}=…) or restore the group's YAML file.")
+        value = node[key]
+        if isinstance(rule, Mapping):
+            _walk(value, rule, full)
+        elif isinstance(rule, Rule):
+            if not rule.check(value):
+                raise AnnkitError(
+                    f"{full}={value!r} is not valid: expected {rule.expected}. "
+                    f"Set it with {full}=<value> on the command line or in the config file."
+                )
+        elif rule == "optimizer":
+            check_optimizer(value)
+        elif rule == "scheduler":
+            check_scheduler(value)
+
+
+def _target_class(node: Mapping[str, Any], group: str, base: type, examples: str) -> type:
+    target = node.get("_target_")
+    import hydra.utils
+
+    try:
+        cls = hydra.utils.get_class(str(target))
+    except Exception:
+        cls = None
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise AnnkitError(
+            f"{group}._target_={target!r} is not a {base.__module__}.{base.__name__} class. "
+            f"Give the full import path of one, e.g. {examples}, or pick a file with {group}=<name>."
+        )
+    if node.get("_partial_") is not True:
+        raise AnnkitError(
+            f"{group}._partial_ must be true: annkit calls the {group} with the arguments it owns "
+            f"({'the model parameters' if group == 'optimizer' else 'the optimizer and the step count'})."
+        )
+    return cls
+
+
+def _check_kwargs(node: Mapping[str, Any], group: str, cls: type, own: set[str], skip: set[str]) -> None:
+    params = inspect.signature(cls).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    valid = sorted(set(params) - skip - {"self"} | own)
+    for key in node:
+        if key in HYDRA_KEYS or key in own:
+            continue
+        if key not in params or key in skip:
+            raise AnnkitError(
+                f"{group}.{key} is not an argument of {cls.__module__}.{cls.__name__}."
+                f"{did_you_mean(str(key), valid)} Valid keys: {', '.join(valid)}."
+            )
+
+
+def check_optimizer(node: Any) -> None:
+    if not isinstance(node, Mapping):
+        raise AnnkitError(f"optimizer must be a mapping with _target_, not {node!r}; pick one with optimizer=adamw.")
+    cls = _target_class(node, "optimizer", torch.optim.Optimizer, "torch.optim.SGD or torch.optim.AdamW")
+    _check_kwargs(node, "optimizer", cls, set(), {"params"})
+    lr = node.get("lr")
+    if not (_is_num(lr) and lr > 0):
+        raise AnnkitError(f"optimizer.lr={lr!r} is not valid: expected a number > 0, e.g. optimizer.lr=1e-3.")
+
+
+def check_scheduler(node: Any) -> None:
+    if not isinstance(node, Mapping):
+        raise AnnkitError(f"scheduler must be a mapping, not {node!r}; pick one with scheduler=onecycle.")
+    if node.get("interval") not in ("step", "epoch"):
+        raise AnnkitError(
+            f"scheduler.interval={node.get('interval')!r} is not valid: expected step (advance the "
+            f"schedule after every batch) or epoch (after every epoch)."
+        )
+    if node.get("_target_") is None:
+        extra = sorted(set(node) - HYDRA_KEYS - SCHEDULER_KEYS)
+        if extra:
+            raise AnnkitError(f"scheduler=none takes no arguments, but got {', '.join(extra)}.")
+        return
+    cls = _target_class(
+        node, "scheduler", torch.optim.lr_scheduler.LRScheduler,
+        "torch.optim.lr_scheduler.OneCycleLR or torch.optim.lr_scheduler.CosineAnnealingLR",
+    )
+    if issubclass(cls, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        raise AnnkitError("ReduceLROnPlateau needs a metric at every step, which annkit does not wire yet; use scheduler=step or cosine.")
+    _check_kwargs(node, "scheduler", cls, SCHEDULER_KEYS, SCHEDULER_FILLED)
+
+
+def validate(cfg: DictConfig, schema: Mapping[str, Any] = TRAIN_SCHEMA) -> dict[str, Any]:
+    """Check the whole config; return it resolved as plain containers. Raises AnnkitError."""
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as err:
+        raise AnnkitError(f"The config does not resolve: {str(err).splitlines()[0]}. Check the interpolations (${{…}}) and required (???) values.") from None
+    assert isinstance(resolved, dict)
+    _walk(resolved, schema, "")
+    return resolved

@@ -1,0 +1,113 @@
+"""Minibatches of a dataset that lives on the device, with batched augmentation.
+
+No DataLoader and no per-sample Python: an epoch is one ``randperm`` on the device and
+``ceil(N / batch_size)`` index-gathers. Images stay uint8 (1 byte/pixel) until
+:func:`normalize` turns a batch into float32.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+
+
+class Batcher:
+    """Iterate over ``(images[idx], labels[idx])`` batches; every sample once per epoch.
+
+    With ``shuffle`` each pass draws a new permutation from ``generator`` (on the data's
+    device); without it, batches are contiguous slices (views, no copy). The last batch is
+    smaller when ``batch_size`` does not divide N.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.images, self.labels = images, labels
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.labels) / self.batch_size)
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.labels)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n, bs = len(self.labels), self.batch_size
+        if not self.shuffle:
+            for start in range(0, n, bs):
+                yield self.images[start : start + bs], self.labels[start : start + bs]
+            return
+        perm = torch.randperm(n, device=self.labels.device, generator=self.generator)
+        for start in range(0, n, bs):
+            idx = perm[start : start + bs]
+            yield self.images[idx], self.labels[idx]
+
+
+def augment(
+    images: torch.Tensor, *, hflip: bool, shift: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Random left-right flips (p = ½) and translations of up to ``shift`` px, per image.
+
+    ``images``: B×H×W (any dtype, uint8 here). The shift pads with zeros (black) and crops
+    a random H×W window, so content moved out of the frame is lost, as in torchvision's
+    ``RandomCrop(padding=shift)``. Cost: two gathers over the batch, no Python loop.
+    """
+    b, h, w = images.shape
+    dev = images.device
+    if hflip:
+        flip = torch.rand(b, device=dev, generator=generator) < 0.5
+        images = torch.where(flip[:, None, None], images.flip(-1), images)
+    if shift:
+        padded = F.pad(images, (shift, shift, shift, shift))
+        dy = torch.randint(0, 2 * shift + 1, (b, 1, 1), device=dev, generator=generator)
+        dx = torch.randint(0, 2 * shift + 1, (b, 1, 1), device=dev, generator=generator)
+        rows = torch.arange(h, device=dev).view(1, h, 1) + dy  # B×H×1
+        cols = torch.arange(w, device=dev).view(1, 1, w) + dx  # B×1×W
+        images = padded[torch.arange(b, device=dev).view(b, 1, 1), rows, cols]
+    return images
+
+
+def normalize(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """uint8 pixels → float32 ``(x/255 − mean) / std`` (mean and std of x/255 on the train split)."""
+    scale = 1.0 / (255.0 * std)
+    return images.to(torch.float32).mul_(scale).sub_(mean / std)
+
+
+def pixel_stats(images: torch.Tensor) -> tuple[float, float]:
+    """Exact mean and standard deviation of ``images/255`` (uint8), from a 256-bin histogram."""
+    counts = torch.bincount(images.reshape(-1), minlength=256).to(torch.float64)
+    values = torch.arange(256, dtype=torch.float64, device=counts.device) / 255.0
+    n = counts.sum()
+    mean = (counts * values).sum() / n
+    var = (counts * (values - mean) ** 2).sum() / n
+    return float(mean), float(var.sqrt())
+
+
+class Preprocess:
+    """Raw uint8 batch → model input: augmentation (training batches only), then :func:`normalize`."""
+
+    def __init__(
+        self, mean: float, std: float, *, hflip: bool = False, shift: int = 0, generator: torch.Generator | None = None
+    ) -> None:
+        self.mean, self.std = mean, std
+        self.hflip, self.shift = hflip, shift
+        self.generator = generator
+
+    def __call__(self, images: torch.Tensor, train: bool) -> torch.Tensor:
+        if train and (self.hflip or self.shift):
+            images = augment(images, hflip=self.hflip, shift=self.shift, generator=self.generator)
+        return normalize(images, self.mean, self.std)

@@ -1,0 +1,75 @@
+"""Shared fixtures: the real Fashion-MNIST files, synthetic IDX datasets, and `annkit` as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from annkit.data.idx import write_idx
+from annkit.data.sources import FILES
+
+REAL_FASHION = Path(os.environ.get("ANNKIT_FASHION_DIR", "/usr/share/datasets/fashion-mnist"))
+# A dead proxy: any download attempt fails at once instead of reaching (or waiting for) the network.
+OFFLINE_ENV = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
+               "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}
+
+
+@pytest.fixture(scope="session")
+def fashion_dir() -> Path:
+    """The real Fashion-MNIST IDX files (Debian's dataset-fashion-mnist; .ci/run installs it)."""
+    missing = [b for b in FILES.values() if not (REAL_FASHION / f"{b}.gz").exists() and not (REAL_FASHION / b).exists()]
+    assert not missing, (
+        f"The real Fashion-MNIST files are missing from {REAL_FASHION} ({', '.join(missing)}). "
+        "Install them with `apt-get install dataset-fashion-mnist` (as .ci/run does), or point "
+        "ANNKIT_FASHION_DIR at a folder that holds the four IDX files."
+    )
+    return REAL_FASHION
+
+
+def make_idx_dataset(folder: Path, n_train: int = 600, n_test: int = 200, gz: bool = True, seed: int = 0) -> Path:
+    """Four IDX files of a learnable 10-class 28×28 task: class c lights up row band c, plus noise."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = ".gz" if gz else ""
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for i, c in enumerate(labels):
+            images[i, 2 + 2 * c : 4 + 2 * c, 4:24] = 200 + rng.integers(0, 55)
+        write_idx(folder / f"{split}-images-idx3-ubyte{suffix}", images)
+        write_idx(folder / f"{split}-labels-idx1-ubyte{suffix}", labels)
+    return folder
+
+
+@pytest.fixture
+def synthetic_dir(tmp_path: Path) -> Path:
+    return make_idx_dataset(tmp_path / "synthetic")
+
+
+def annkit_command() -> list[str]:
+    """The installed console script next to this interpreter (as a user runs it)."""
+    script = Path(sys.executable).with_name("annkit")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "annkit"]
+
+
+def run_annkit(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    inherited = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    full_env = {**inherited, **OFFLINE_ENV, "COLUMNS": "200", **(env or {})}
+    return subprocess.run(
+        [*annkit_command(), *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def copy_fashion(src: Path, dst: Path) -> Path:
+    dst.mkdir(parents=True, exist_ok=True)
+    for base in FILES.values():
+        for name in (base, f"{base}.gz"):
+            if (src / name).exists():
+                shutil.copy(src / name, dst / name)
+    return dst

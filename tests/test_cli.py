@@ -1,0 +1,174 @@
+"""The `annkit` command as a user runs it: help, dispatch, completion and every bad input."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from annkit.data.idx import write_idx
+from tests.conftest import copy_fashion, run_annkit
+
+
+def assert_user_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
+    """Non-zero exit, one readable message, no traceback."""
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert "Traceback" not in out, out
+    flat = " ".join(out.split())  # rich wraps long lines
+    for needle in needles:
+        assert needle in flat, f"{needle!r} not in:\n{out}"
+    return flat
+
+
+@pytest.fixture
+def precious(tmp_path):
+    """An earlier run's results in the working directory: bad input must leave them untouched."""
+    old = tmp_path / "outputs" / "train" / "runs" / "earlier"
+    old.mkdir(parents=True)
+    (old / "metrics.json").write_text('{"test": {"accuracy": 0.9}}')
+    yield old
+    assert (old / "metrics.json").read_text() == '{"test": {"accuracy": 0.9}}'
+
+
+def test_help_lists_the_subcommands(tmp_path):
+    proc = run_annkit("--help", cwd=tmp_path)
+    assert proc.returncode == 0 and "train" in proc.stdout and "Subcommands" in proc.stdout
+    assert run_annkit(cwd=tmp_path).returncode == 2  # no subcommand: the help, and a usage error
+
+
+def test_python_dash_m_is_the_same_cli(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "annkit", "--version"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("annkit ")
+
+
+def test_unknown_subcommand(tmp_path):
+    assert_user_error(run_annkit("trian", cwd=tmp_path), '"trian" is not an annkit subcommand', 'Did you mean "train"?')
+
+
+def test_train_help_shows_groups_and_keys(tmp_path):
+    proc = run_annkit("train", "--help", cwd=tmp_path)
+    assert proc.returncode == 0
+    assert "optimizer: adam, adamw, rmsprop, sgd" in proc.stdout
+    assert "scheduler: cosine, none, onecycle, step" in proc.stdout
+    assert "batch_size:" in proc.stdout
+
+
+def test_cfg_job_prints_the_composed_config_from_an_empty_dir(tmp_path):
+    proc = run_annkit("train", "--cfg", "job", "optimizer=sgd", "optimizer.lr=0.1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "_target_: torch.optim.SGD" in proc.stdout and "lr: 0.1" in proc.stdout
+    assert list(tmp_path.iterdir()) == []  # --cfg creates no run dir
+
+
+def test_shell_completion_completes_subcommands_and_keys(tmp_path):
+    env = {"COMP_LINE": "annkit tr"}
+    proc = run_annkit("-sc", "query=bash", cwd=tmp_path, env=env)
+    assert proc.stdout.split() == ["train"]
+    proc = run_annkit("-sc", "query=bash", cwd=tmp_path, env={"COMP_LINE": "annkit train optimizer=ad"})
+    assert sorted(proc.stdout.split()) == ["optimizer=adam", "optimizer=adamw"]
+    proc = run_annkit("-sc", "query=bash", cwd=tmp_path, env={"COMP_LINE": "annkit train trainer.ep"})
+    assert "trainer.epochs=" in proc.stdout.split()
+    proc = run_annkit("-sc", "install=bash", cwd=tmp_path)
+    assert "complete -o nospace -o default -F hydra_bash_completion annkit" in proc.stdout
+
+
+def test_bad_activation_lists_valid_names_before_reading_any_data(tmp_path, precious):
+    # The data does not exist and cannot be downloaded: the config error must come first.
+    proc = run_annkit(
+        "train", "model.activation=relux", f"dataset.root={tmp_path / 'nowhere'}", "dataset.search=[]",
+        "dataset.download=false", cwd=tmp_path,
+    )
+    flat = assert_user_error(proc, 'Unknown activation "relux"', 'Did you mean "relu"?',
+                             "Valid names: elu, gelu, identity, leaky_relu, relu, sigmoid, silu, tanh")
+    assert "Could not find" not in flat
+
+
+def test_full_traceback_on_request(tmp_path):
+    proc = run_annkit("train", "model.activation=relux", cwd=tmp_path, env={"HYDRA_FULL_ERROR": "1"})
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "AnnkitError" in proc.stderr
+
+
+def test_unknown_key_is_refused_by_hydra(tmp_path, precious):
+    proc = run_annkit("train", "trainer.epoch=3", cwd=tmp_path)
+    assert_user_error(proc, "Could not override 'trainer.epoch'")
+
+
+def test_no_data_anywhere_and_download_impossible(tmp_path, precious):
+    empty = tmp_path / "empty"
+    proc = run_annkit("train", f"dataset.root={empty}", "dataset.search=[data/fashion_mnist,/nonexistent/fm]", cwd=tmp_path)
+    flat = assert_user_error(
+        proc,
+        "Could not find the fashion_mnist IDX files, and downloading them failed",
+        f"Looked in: {empty}; {empty}/FashionMNIST/raw; {tmp_path}/data/fashion_mnist; /nonexistent/fm",
+        f"The download into {empty}/FashionMNIST/raw failed",
+        "apt-get install dataset-fashion-mnist",
+    )
+    assert "dataset.root=" in flat
+
+
+def test_no_data_with_download_off(tmp_path, precious):
+    proc = run_annkit("train", "dataset.search=[]", "dataset.download=false", cwd=tmp_path)
+    assert_user_error(proc, "Downloading is off (dataset.download=false)", "apt-get install dataset-fashion-mnist")
+
+
+def test_truncated_gz_is_a_checksum_error_naming_the_file(tmp_path, fashion_dir, precious):
+    root = copy_fashion(fashion_dir, tmp_path / "fm")
+    victim = root / "t10k-labels-idx1-ubyte.gz"
+    victim.write_bytes(victim.read_bytes()[:2000])
+    proc = run_annkit("train", f"dataset.root={root}", "dataset.search=[]", "dataset.download=false", cwd=tmp_path)
+    assert_user_error(proc, f"{victim} is damaged", "truncated", "Delete it and fetch it again")
+
+
+def test_altered_gz_is_a_checksum_error_naming_the_file(tmp_path, fashion_dir, precious):
+    root = copy_fashion(fashion_dir, tmp_path / "fm")
+    victim = root / "t10k-labels-idx1-ubyte.gz"
+    labels = np.frombuffer(gzip.decompress(victim.read_bytes()), np.uint8, offset=8).copy()
+    labels[0] = (labels[0] + 1) % 10  # one wrong label, still a valid gzip of a valid IDX file
+    write_idx(victim, labels)
+    proc = run_annkit("train", f"dataset.root={root}", "dataset.search=[]", "dataset.download=false", cwd=tmp_path)
+    assert_user_error(proc, f"Checksum mismatch for {victim}", "15d484375f8d13e6eb1aabb0c3f46965")
+
+
+def test_byte_flipped_gz_names_the_file(tmp_path, fashion_dir, precious):
+    root = copy_fashion(fashion_dir, tmp_path / "fm")
+    victim = root / "train-labels-idx1-ubyte.gz"
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x55
+    victim.write_bytes(bytes(data))
+    proc = run_annkit("train", f"dataset.root={root}", "dataset.search=[]", "dataset.download=false", cwd=tmp_path)
+    assert_user_error(proc, str(victim))
+
+
+def test_missing_cuda_is_a_clear_error(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        return  # the error path only exists without a GPU
+    proc = run_annkit("train", "trainer.device=cuda", cwd=tmp_path)
+    assert_user_error(proc, "trainer.device=cuda asks for a CUDA GPU", "Use trainer.device=auto")
+
+
+def test_wheel_ships_the_configs(tmp_path):
+    """A non-editable wheel of the project composes its config from an empty directory."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    dist, site, empty = tmp_path / "dist", tmp_path / "site", tmp_path / "empty"
+    empty.mkdir()
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), repo],
+        check=True, capture_output=True, text=True,
+    )
+    wheel = next(dist.glob("annkit-*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)], check=True)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    code = "import annkit, sys; print(annkit.__file__, file=sys.stderr); from annkit.cli import main; main()"
+    proc = subprocess.run([sys.executable, "-c", code, "train", "--cfg", "job"], cwd=empty, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert str(site) in proc.stderr  # the wheel's copy ran, not the source tree
+    assert "name: fashion_mnist" in proc.stdout and "_target_: torch.optim.AdamW" in proc.stdout
+    shutil.rmtree(site)

@@ -1,0 +1,85 @@
+"""Every config file composes and validates; bad values are refused with a precise message."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pytest
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from annkit.config import validate
+from annkit.errors import AnnkitError
+
+CONFIG_ROOT = resources.files("annkit.configs")
+GROUPS = sorted(p.name for p in CONFIG_ROOT.iterdir() if p.is_dir() and p.name not in ("hydra", "__pycache__"))
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.name[: -len(".yaml")] for p in CONFIG_ROOT.joinpath(group).iterdir() if p.name.endswith(".yaml"))
+
+
+def train_cfg(*overrides: str):
+    with initialize_config_module(config_module="annkit.configs", version_base=None):
+        return compose(config_name="train", overrides=list(overrides))
+
+
+def test_the_groups_the_issue_names_exist():
+    assert GROUPS == ["dataset", "loss", "model", "optimizer", "scheduler", "trainer"]
+    assert {"mlp", "logistic"} <= set(options("model"))
+    assert {"fashion_mnist", "mnist"} <= set(options("dataset"))
+    assert {"sgd", "adam", "adamw", "rmsprop"} <= set(options("optimizer"))
+    assert {"none", "onecycle", "cosine", "step"} <= set(options("scheduler"))
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
+def test_every_config_file_composes_and_validates(group, option):
+    cfg = train_cfg(f"{group}={option}")
+    resolved = validate(cfg)
+    assert resolved[group] == OmegaConf.to_container(cfg[group], resolve=True)
+
+
+def test_defaults_are_the_documented_recipe():
+    cfg = train_cfg()
+    assert cfg.model.name == "mlp" and cfg.dataset.name == "fashion_mnist" and cfg.loss.name == "ce"
+    assert cfg.scheduler.max_lr == cfg.optimizer.lr  # one-cycle peaks at optimizer.lr
+
+
+@pytest.mark.parametrize(
+    "override,needle",
+    [
+        ("model.activation=relux", 'Unknown activation "relux". Did you mean "relu"?'),
+        ("trainer.epochs=0", "trainer.epochs=0 is not valid: expected a whole number ≥ 1"),
+        ("trainer.epochs=abc", "trainer.epochs='abc' is not valid"),
+        ("trainer.batch_size=2.5", "trainer.batch_size=2.5 is not valid"),
+        ("model.dropout=1.0", "model.dropout=1.0 is not valid: expected a number in [0.0, 1.0)"),
+        ("model.hidden=[512,-1]", "model.hidden=[512, -1] is not valid"),
+        ("model.norm=group", "model.norm='group' is not valid: expected one of: none, batch, layer"),
+        ("trainer.device=gpu", "trainer.device='gpu' is not valid: expected one of: auto, cpu, cuda, cuda:N, mps"),
+        ("trainer.best_metric=val/f1", "expected one of: val/loss, val/accuracy"),
+        ("+trainer.epoch=3", "Unknown config key trainer.epoch. Did you mean \"epochs\"?"),
+        ("+model.widths=[3]", "Unknown config key model.widths"),
+        ("+optimizer.momentum=0.9", "optimizer.momentum is not an argument of torch.optim.adamw.AdamW"),
+        ("optimizer.lr=-1", "optimizer.lr=-1 is not valid"),
+        ("optimizer._target_=torch.optim.Nope", "optimizer._target_='torch.optim.Nope' is not a torch.optim.optimizer.Optimizer class"),
+        ("scheduler.interval=batch", "scheduler.interval='batch' is not valid"),
+        ("+scheduler.total_steps=10", "scheduler.total_steps is not an argument"),
+        ("dataset.augment.shift=30", "dataset.augment.shift=30 is not valid: expected a whole number from 0 to 8"),
+        ("loss.label_smoothing=1.5", "loss.label_smoothing=1.5 is not valid"),
+    ],
+)
+def test_bad_values_are_refused_with_the_key_and_what_is_valid(override, needle):
+    with pytest.raises(AnnkitError) as err:
+        validate(train_cfg(override))
+    assert needle in str(err.value)
+
+
+def test_unknown_activation_message_lists_every_valid_name():
+    with pytest.raises(AnnkitError) as err:
+        validate(train_cfg("model.activation=relux"))
+    assert "Valid names: elu, gelu, identity, leaky_relu, relu, sigmoid, silu, tanh." in str(err.value)
+
+
+def test_activation_with_parameters_validates():
+    cfg = train_cfg("model.activation={name: leaky_relu, negative_slope: 0.1}")
+    assert validate(cfg)["model"]["activation"] == {"name": "leaky_relu", "negative_slope": 0.1}

@@ -1,0 +1,143 @@
+"""The training step, evaluation and fit: exact gradient descent, metrics, best weights, early stopping."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import pytest
+import torch
+from torch import nn
+
+from annkit.data import Batcher
+from annkit.loop import EarlyStopping, Hook, Running, evaluate, fit, improved, metric_mode, train_step
+from annkit.losses import cross_entropy
+
+
+def identity_prepare(x: torch.Tensor, train: bool) -> torch.Tensor:
+    return x
+
+
+def test_train_step_is_one_gradient_descent_step():
+    # Softmax regression z = W·x + b, mean CE over the batch: ∂L/∂W = (p − y)ᵀ·X / B, ∂L/∂b = mean(p − y).
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    w0, b0 = model.weight.detach().clone(), model.bias.detach().clone()
+    x, y = torch.randn(5, 4), torch.tensor([0, 2, 1, 2, 0])
+    lr = 0.5
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    loss, logits = train_step(model, opt, x, y, loss_fn=cross_entropy)
+    p = torch.softmax(x @ w0.T + b0, 1)
+    err = p - torch.nn.functional.one_hot(y, 3).float()
+    torch.testing.assert_close(model.weight.detach(), w0 - lr * err.T @ x / 5)
+    torch.testing.assert_close(model.bias.detach(), b0 - lr * err.mean(0))
+    torch.testing.assert_close(loss, -p[torch.arange(5), y].log().mean())
+    assert not loss.requires_grad and logits.shape == (5, 3)
+
+
+def test_gradient_clipping_limits_the_update():
+    model = nn.Linear(2, 2, bias=False)
+    nn.init.zeros_(model.weight)
+    x, y = torch.tensor([[1000.0, -1000.0]]), torch.tensor([0])
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    train_step(model, opt, x, y, loss_fn=cross_entropy, grad_clip=1.0)
+    assert model.weight.norm().item() == pytest.approx(1.0, rel=1e-5)  # ‖Δθ‖ = lr·‖clipped g‖ = 1
+
+
+def test_running_means_weight_batches_by_size():
+    r = Running(torch.device("cpu"))
+    r.add(torch.tensor(1.0), torch.tensor([[1.0, 0.0]] * 3), torch.tensor([0, 0, 1]))  # 2/3 right
+    r.add(torch.tensor(4.0), torch.tensor([[0.0, 1.0]]), torch.tensor([1]))  # 1/1 right
+    assert r.read() == pytest.approx({"loss": (3 * 1.0 + 4.0) / 4, "accuracy": 3 / 4})
+
+
+def test_metric_modes_and_improvement():
+    assert metric_mode("val/accuracy") == "max" and metric_mode("val/loss") == "min"
+    assert improved(0.5, None, "min") and not improved(float("nan"), None, "min")
+    assert improved(0.4, 0.5, "min") and not improved(0.45, 0.5, "min", min_delta=0.1)
+    assert improved(0.9, 0.8, "max") and not improved(0.8, 0.8, "max")
+
+
+def blobs(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 3, (n,), generator=g)
+    centers = torch.tensor([[3.0, 0.0], [-3.0, 0.0], [0.0, 3.0]])
+    return centers[y] + torch.randn(n, 2, generator=g), y
+
+
+class Recorder(Hook):
+    def __init__(self) -> None:
+        self.steps, self.logs, self.rows, self.best = 0, [], [], []
+
+    def on_step(self, step: int) -> None:
+        self.steps += 1
+
+    def on_log(self, **kw) -> None:
+        self.logs.append(kw)
+
+    def on_epoch_end(self, row, *, is_best) -> None:
+        self.rows.append(row)
+        self.best.append(is_best)
+
+
+def test_fit_learns_and_keeps_the_best_weights():
+    torch.manual_seed(0)
+    x, y = blobs(600, 0)
+    vx, vy = blobs(300, 1)
+    model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    rec = Recorder()
+    result = fit(
+        model, opt, Batcher(x, y, 32, shuffle=True, generator=torch.Generator().manual_seed(0)), Batcher(vx, vy, 100),
+        epochs=4, loss_fn=cross_entropy, eval_loss_fn=cross_entropy, prepare=identity_prepare,
+        log_every=7, hooks=[rec],
+    )
+    assert rec.steps == 4 * 19 and len(rec.logs) == (4 * 19) // 7
+    assert [r["epoch"] for r in result.history] == [1, 2, 3, 4]
+    assert result.history[-1]["val/accuracy"] > 0.95
+    best = result.history[result.best_epoch - 1]
+    assert best["val/accuracy"] == max(r["val/accuracy"] for r in result.history)
+    assert rec.best[result.best_epoch - 1]
+    model.load_state_dict(result.best_state)
+    again = evaluate(model, Batcher(vx, vy, 100), loss_fn=cross_entropy, prepare=identity_prepare)
+    assert again == pytest.approx({"loss": best["val/loss"], "accuracy": best["val/accuracy"]})
+    assert result.samples_seen == 4 * 600
+
+
+def test_early_stopping_after_patience_epochs_without_improvement():
+    x, y = blobs(64, 0)
+    model = nn.Linear(2, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)  # nothing changes: val loss never improves
+    result = fit(
+        model, opt, Batcher(x, y, 16), Batcher(x, y, 64), epochs=10, loss_fn=cross_entropy,
+        eval_loss_fn=cross_entropy, prepare=identity_prepare, best_metric="val/loss",
+        early_stopping=EarlyStopping("val/loss", patience=2),
+    )
+    assert result.stopped_early and len(result.history) == 3 and result.best_epoch == 1
+
+
+def test_per_step_schedule_runs_to_its_end():
+    x, y = blobs(100, 0)
+    model = nn.Linear(2, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=3 * 4)
+    result = fit(
+        model, opt, Batcher(x, y, 25), Batcher(x, y, 100), epochs=3, loss_fn=cross_entropy,
+        eval_loss_fn=cross_entropy, prepare=identity_prepare, scheduler=sched, scheduler_interval="step",
+    )
+    lrs = [r["lr"] for r in result.history]
+    assert lrs[0] > lrs[-1] and sched.last_epoch == 12  # stepped once per batch, exactly total_steps
+
+
+def test_label_smoothing_only_in_the_training_loss():
+    x, y = blobs(50, 0)
+    model = nn.Linear(2, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    result = fit(
+        model, opt, Batcher(x, y, 50), Batcher(x, y, 50), epochs=1,
+        loss_fn=partial(cross_entropy, label_smoothing=0.5), eval_loss_fn=cross_entropy, prepare=identity_prepare,
+    )
+    plain = cross_entropy(model(x), y).mean().item()
+    smoothed = cross_entropy(model(x), y, label_smoothing=0.5).mean().item()
+    row = result.history[0]
+    assert row["val/loss"] == pytest.approx(plain, rel=1e-5)
+    assert row["train/loss"] == pytest.approx(smoothed, rel=1e-5)
