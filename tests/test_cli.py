@@ -172,3 +172,26 @@ def test_wheel_ships_the_configs(tmp_path):
     assert str(site) in proc.stderr  # the wheel's copy ran, not the source tree
     assert "name: fashion_mnist" in proc.stdout and "_target_: torch.optim.AdamW" in proc.stdout
     shutil.rmtree(site)
+
+
+def test_ctrl_c_exits_130_without_a_traceback_and_keeps_the_checkpoint(tmp_path, fashion_dir):
+    import signal
+
+    from annkit.checkpoint import load_checkpoint
+    from tests.conftest import OFFLINE_ENV, annkit_command
+
+    env = {**os.environ, **OFFLINE_ENV, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [*annkit_command(), "train", "dataset.limit_train=1000", "trainer.epochs=500", f"dataset.root={fashion_dir}"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    for line in proc.stdout:  # wait for the first epoch row
+        if "1/500" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err and "interrupted" in err
+    (run,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
+    _, meta = load_checkpoint(run / "checkpoints" / "last.safetensors")
+    assert meta["epoch"] >= 1

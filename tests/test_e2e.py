@@ -57,7 +57,8 @@ def test_metrics_json(real_run):
     assert set(m) >= {"train", "val", "test", "best_epoch", "epochs", "wall_s", "samples_per_s", "device", "torch", "history"}
     assert m["data"]["train"] == 2000 and m["data"]["val"] == 5000 and m["data"]["test"] == 10000
     assert m["epochs"] == 1 and m["best_epoch"] == 1 and len(m["history"]) == 1
-    assert m["device"] == "cpu" and m["torch"] == torch.__version__
+    assert m["device"] == ("cuda" if torch.cuda.is_available() else "cpu")  # trainer.device=auto
+    assert m["torch"] == torch.__version__
     assert 0.6 < m["test"]["accuracy"] < 1.0  # one epoch on 2,000 images: far above chance (0.1)
     assert m["val"]["accuracy"] == m["history"][0]["val/accuracy"]
     assert m["wall_s"] > m["train_s"] > 0 and m["samples_per_s"] == pytest.approx(2000 / m["train_s"])
@@ -70,11 +71,14 @@ def test_best_checkpoint_reproduces_the_test_score(real_run, fashion_dir):
     state, meta = load_checkpoint(run_dir / "checkpoints" / "best.safetensors")
     cfg = meta["config"]["model"]
     model = MLP(784, cfg["hidden"], 10, cfg["activation"], cfg["dropout"], cfg["norm"], cfg["input_dropout"])
+    device = torch.device(m["device"])  # score where and how the run did: same kernels, same numbers
     model.load_state_dict(state)
-    images = torch.from_numpy(load_idx(fashion_dir / "t10k-images-idx3-ubyte.gz"))
-    labels = torch.from_numpy(load_idx(fashion_dir / "t10k-labels-idx1-ubyte.gz")).long()
+    model.to(device)
+    images = torch.from_numpy(load_idx(fashion_dir / "t10k-images-idx3-ubyte.gz")).to(device)
+    labels = torch.from_numpy(load_idx(fashion_dir / "t10k-labels-idx1-ubyte.gz")).long().to(device)
     prep = Preprocess(meta["data"]["mean"], meta["data"]["std"])
-    score = evaluate(model, Batcher(images, labels, 2048), loss_fn=cross_entropy, prepare=prep)
+    amp = torch.bfloat16 if m["precision"] == "bf16" else None
+    score = evaluate(model, Batcher(images, labels, 2048), loss_fn=cross_entropy, prepare=prep, autocast_dtype=amp)
     assert score["accuracy"] == m["test"]["accuracy"]
     assert score["loss"] == pytest.approx(m["test"]["loss"], rel=1e-5)
     assert meta["epoch"] == 1 and meta["data"]["classes"][9] == "Ankle boot"

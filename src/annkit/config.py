@@ -113,8 +113,8 @@ TRAIN_SCHEMA: dict[str, Any] = {
         "name": choice(*LOSSES),
         "label_smoothing": PROBABILITY,
     },
-    "optimizer": "optimizer",  # checked against its _target_'s signature
-    "scheduler": "scheduler",
+    "optimizer": lambda node: check_optimizer(node),  # against its _target_'s signature
+    "scheduler": lambda node: check_scheduler(node),
     "trainer": {
         "epochs": integer(1),
         "batch_size": integer(1),
@@ -163,10 +163,8 @@ def _walk(node: Any, schema: Mapping[str, Any], path: str) -> None:
                     f"{full}={value!r} is not valid: expected {rule.expected}. "
                     f"Set it with {full}=<value> on the command line or in the config file."
                 )
-        elif rule == "optimizer":
-            check_optimizer(value)
-        elif rule == "scheduler":
-            check_scheduler(value)
+        else:  # a whole group checked by a function
+            rule(value)
 
 
 def _target_class(node: Mapping[str, Any], group: str, base: type, examples: str) -> type:

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterable, Iterator
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 class AnnkitError(Exception):
@@ -46,7 +47,8 @@ def print_error(message: str) -> None:
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn an AnnkitError into a printed paragraph and exit status 2 (no traceback)."""
+    """Turn an AnnkitError into a printed paragraph and exit status 2, and Ctrl-C into a one-line
+    note and exit status 130 — no traceback either way (unless HYDRA_FULL_ERROR=1)."""
     try:
         yield
     except AnnkitError as err:
@@ -55,3 +57,10 @@ def user_errors() -> Iterator[None]:
         logging.getLogger("annkit").error("%s", err)
         print_error(str(err))
         sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        note = "interrupted: the run stopped; checkpoints/last.safetensors holds the last finished epoch."
+        logging.getLogger("annkit").warning(note)
+        print_error(note)
+        sys.exit(EXIT_INTERRUPTED)

@@ -173,7 +173,8 @@ def fit(
     """Train for ``epochs`` passes over ``train_batches``, validating after each.
 
     Every epoch yields a row ``{"epoch", "step", "train/loss", "train/accuracy", "val/loss",
-    "val/accuracy", "lr", "epoch_s", "samples_per_s"}``. ``train/*`` are running means over the
+    "val/accuracy", "lr", "train_s", "epoch_s", "samples_per_s"}`` (``train_s``: the training
+    pass; ``epoch_s``: with validation). ``train/*`` are running means over the
     epoch of the training objective (with dropout, augmentation, label smoothing); ``val/*``
     use ``eval_loss_fn`` in eval mode. The weights of the epoch with the best ``best_metric``
     are kept (``best_state``, on the device).
@@ -227,6 +228,7 @@ def fit(
             "val/loss": val["loss"],
             "val/accuracy": val["accuracy"],
             "lr": lr,
+            "train_s": epoch_train_s,
             "epoch_s": time.perf_counter() - t0,
             "samples_per_s": running.count / epoch_train_s,
         }

@@ -198,6 +198,7 @@ class TensorBoardLogger(Hook):
         "val/loss": "val/loss",
         "val/accuracy": "val/accuracy",
         "lr": "epoch/lr",
+        "train_s": "time/train_s",
         "epoch_s": "time/epoch_s",
         "samples_per_s": "time/samples_per_s",
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import logging
 import platform
 import time
@@ -82,7 +83,7 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dic
         d.name, root=d.root, search=list(d.search), download=d.download, verify=d.verify,
         val_size=d.val_size, limit_train=d.limit_train, seed=t.seed, device=device,
     )
-    in_features = int(torch.tensor(data.input_shape).prod())
+    in_features = math.prod(data.input_shape)
     model = MLP(
         in_features, list(m.hidden), data.num_classes, activation=resolved["model"]["activation"],
         dropout=m.dropout, norm=m.norm, input_dropout=m.input_dropout,
@@ -136,7 +137,8 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dic
             autocast_dtype=amp, best_metric=t.best_metric,
             early_stopping=EarlyStopping(t.early_stopping.metric, t.early_stopping.patience, t.early_stopping.min_delta),
             log_every=t.log_every,
-            hooks=[reporter, tensorboard, CheckpointHook(run_dir / "checkpoints", model, meta)],
+            # saved first, announced last: a row on screen means its checkpoint is on disk
+            hooks=[CheckpointHook(run_dir / "checkpoints", model, meta), tensorboard, reporter],
         )
         model.load_state_dict(result.best_state)
         test = evaluate(model, test_batches, loss_fn=eval_loss_fn, prepare=prepare, autocast_dtype=amp)
