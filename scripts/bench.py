@@ -69,25 +69,39 @@ def bench_annkit(data, bs: int, epochs: int, device: torch.device) -> float:
     return sum(row["train_s"] for row in result.history[1:]) / epochs
 
 
+def plain_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
+    """The textbook step both baselines take."""
+    loss = F.cross_entropy(model(x), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def timed_epochs(run_epoch, epochs: int, device: torch.device) -> float:
+    """Mean seconds of ``epochs`` calls of ``run_epoch`` after one untimed warm-up call."""
+    times = []
+    for _ in range(epochs + 1):
+        sync(device)
+        t0 = time.perf_counter()
+        run_epoch()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return sum(times[1:]) / epochs
+
+
 def bench_preloaded(data, bs: int, epochs: int, device: torch.device) -> float:
     model, opt = make_model(device)
     x = ((data.train_x.float() / 255 - data.mean) / data.std).reshape(len(data.train_y), -1)
     y = data.train_y
     g = torch.Generator(device=device).manual_seed(SEED)
-    times = []
-    for _ in range(epochs + 1):
-        sync(device)
-        t0 = time.perf_counter()
+
+    def epoch() -> None:
         perm = torch.randperm(len(y), device=device, generator=g)
         for i in range(0, len(y), bs):
             idx = perm[i : i + bs]
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return sum(times[1:]) / epochs
+            plain_step(model, opt, x[idx], y[idx])
+
+    return timed_epochs(epoch, epochs, device)
 
 
 def bench_dataloader(raw_root: Path, train_idx: list[int], mean: float, std: float, bs: int, epochs: int, device: torch.device) -> float:
@@ -98,19 +112,12 @@ def bench_dataloader(raw_root: Path, train_idx: list[int], mean: float, std: flo
     ds = Subset(datasets.FashionMNIST(root=str(raw_root), train=True, download=False, transform=tf), train_idx)
     loader = DataLoader(ds, batch_size=bs, shuffle=True, generator=torch.Generator().manual_seed(SEED))
     model, opt = make_model(device)
-    times = []
-    for _ in range(epochs + 1):
-        sync(device)
-        t0 = time.perf_counter()
+
+    def epoch() -> None:
         for xb, yb in loader:
-            xb, yb = xb.to(device), yb.to(device)
-            loss = F.cross_entropy(model(xb), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return sum(times[1:]) / epochs
+            plain_step(model, opt, xb.to(device), yb.to(device))
+
+    return timed_epochs(epoch, epochs, device)
 
 
 def torchvision_layout(files: dict[str, Path], dest: Path) -> Path:

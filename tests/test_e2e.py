@@ -115,7 +115,7 @@ def test_plain_output_when_not_a_terminal(real_run):
 def test_sweep_runs_each_job_into_its_own_dir_with_real_hparams(tmp_path, fashion_dir):
     proc = run_annkit(
         "train", "-m", "model.activation=relu,tanh", "optimizer.lr=1e-3,3e-3", "trainer.epochs=1",
-        "dataset.limit_train=500", f"dataset.root={fashion_dir}", cwd=tmp_path,
+        "dataset.limit_train=2048", f"dataset.root={fashion_dir}", cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (sweep,) = (tmp_path / "outputs" / "train" / "multiruns").iterdir()

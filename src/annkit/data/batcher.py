@@ -85,7 +85,7 @@ def augment(
 def normalize(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
     """uint8 pixels → float32 ``(x/255 − mean) / std`` (mean and std of x/255 on the train split)."""
     scale = 1.0 / (255.0 * std)
-    return images.to(torch.float32).mul_(scale).sub_(mean / std)
+    return (images * scale).sub_(mean / std)  # uint8 × float promotes to float32: two kernels
 
 
 def pixel_stats(images: torch.Tensor) -> tuple[float, float]:

@@ -28,7 +28,7 @@ from annkit import __version__
 from annkit.checkpoint import CheckpointHook, atomic_write_bytes
 from annkit.config import validate
 from annkit.data import Batcher, Preprocess, load_image_data
-from annkit.errors import user_errors
+from annkit.errors import AnnkitError, user_errors
 from annkit.loop import EarlyStopping, evaluate, fit
 from annkit.losses import get_loss
 from annkit.models import MLP, activation_name, count_params, summarize
@@ -51,8 +51,21 @@ def build_scheduler(
     if spec.get("_target_") is None:
         return None, interval
     length = epochs * steps_per_epoch if interval == "step" else epochs
-    params = inspect.signature(get_class(spec["_target_"])).parameters
+    cls = get_class(spec["_target_"])
+    params = inspect.signature(cls).parameters
     filled = {name: length for name in ("total_steps", "T_max") if name in params}
+    if issubclass(cls, torch.optim.lr_scheduler.OneCycleLR):
+        # torch's one-cycle needs a warm-up phase of ≥ 1 whole step: pct_start·total ≥ 2, else it divides by 0
+        pct = spec.get("pct_start", params["pct_start"].default)
+        if pct * length < 2:
+            unit = "steps" if interval == "step" else "epochs"
+            raise AnnkitError(
+                f"scheduler=onecycle cannot warm up over this run: pct_start {pct:g} × {length} {unit} = "
+                f"{pct * length:g}, and it needs at least 2 (one whole warm-up step). The run has {epochs} "
+                f"epoch(s) of {steps_per_epoch} batch(es). Train longer (trainer.epochs, dataset.limit_train), "
+                f"use smaller batches (trainer.batch_size), raise scheduler.pct_start, or use scheduler=none "
+                f"or scheduler=cosine."
+            )
     return instantiate(spec, _convert_="all")(optimizer, **filled), interval
 
 
