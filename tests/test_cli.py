@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gzip
 import os
+import threading
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,7 +127,7 @@ def test_truncated_gz_is_a_checksum_error_naming_the_file(tmp_path, fashion_dir,
     victim = root / "t10k-labels-idx1-ubyte.gz"
     victim.write_bytes(victim.read_bytes()[:2000])
     proc = run_annkit("train", f"dataset.root={root}", "dataset.search=[]", "dataset.download=false", cwd=tmp_path)
-    assert_user_error(proc, f"{victim} is damaged", "truncated", "Delete it and fetch it again")
+    assert_user_error(proc, f"{victim} is damaged (it fails the integrity check)", "truncated", "Delete it and fetch it again")
 
 
 def test_altered_gz_is_a_checksum_error_naming_the_file(tmp_path, fashion_dir, precious):
@@ -148,33 +150,52 @@ def test_byte_flipped_gz_names_the_file(tmp_path, fashion_dir, precious):
     assert_user_error(proc, str(victim))
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="the error path only exists without a GPU")
 def test_missing_cuda_is_a_clear_error(tmp_path):
-    import torch
-
-    if torch.cuda.is_available():
-        return  # the error path only exists without a GPU
     proc = run_annkit("train", "trainer.device=cuda", cwd=tmp_path)
     assert_user_error(proc, "trainer.device=cuda asks for a CUDA GPU", "Use trainer.device=auto")
 
 
-def test_wheel_ships_the_configs(tmp_path):
-    """A non-editable wheel of the project composes its config from an empty directory."""
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    dist, site, empty = tmp_path / "dist", tmp_path / "site", tmp_path / "empty"
-    empty.mkdir()
+def test_wheel_in_a_fresh_venv_runs_from_an_empty_dir(tmp_path):
+    """A wheel built from a clean copy of the project, installed (not editable) into a fresh venv,
+    composes its config from an empty folder through the installed `annkit` console script."""
+    import site
+
+    repo = Path(__file__).resolve().parents[1]
+    src = tmp_path / "src"
+    local = {".git", ".venv", "build", "dist", "outputs", "data", ".whl", ".pytest_cache"}  # this checkout's, not the project's
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        top = Path(folder) == repo
+        return {n for n in names if (top and n in local) or n == "__pycache__" or n.endswith(".egg-info")}
+
+    shutil.copytree(repo, src, ignore=ignore)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), repo],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"), str(src)],
         check=True, capture_output=True, text=True,
     )
-    wheel = next(dist.glob("annkit-*.whl"))
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)], check=True)
-    env = {**os.environ, "PYTHONPATH": str(site)}
-    code = "import annkit, sys; print(annkit.__file__, file=sys.stderr); from annkit.cli import main; main()"
-    proc = subprocess.run([sys.executable, "-c", code, "train", "--cfg", "job"], cwd=empty, env=env, capture_output=True, text=True)
+    wheel = next((tmp_path / "dist").glob("annkit-*.whl"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    venv_site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip()
+    # The heavy dependencies (torch, …) come from this environment's site-packages. Python does not
+    # process .pth files in a folder added this way, so this environment's editable install of
+    # annkit stays inactive: annkit can only come from the wheel.
+    # PYTHONPATH entries (if any) go after the venv's own site-packages, where the wheel lands.
+    inherited = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    Path(venv_site, "deps.pth").write_text("\n".join([*site.getsitepackages(), *inherited]) + "\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)], check=True, env=env)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = subprocess.run([str(venv / "bin" / "annkit"), "train", "--cfg", "job"], cwd=empty, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
-    assert str(site) in proc.stderr  # the wheel's copy ran, not the source tree
     assert "name: fashion_mnist" in proc.stdout and "_target_: torch.optim.AdamW" in proc.stdout
-    shutil.rmtree(site)
+    where = subprocess.run([str(py), "-c", "import annkit; print(annkit.__file__)"], capture_output=True, text=True, env=env).stdout
+    assert where.startswith(venv_site), where  # the wheel's copy, not the source tree
+    assert list(empty.iterdir()) == []
 
 
 def test_ctrl_c_exits_130_without_a_traceback_and_keeps_the_checkpoint(tmp_path, fashion_dir):
@@ -188,10 +209,15 @@ def test_ctrl_c_exits_130_without_a_traceback_and_keeps_the_checkpoint(tmp_path,
         [*annkit_command(), "train", "dataset.limit_train=1000", "trainer.epochs=500", f"dataset.root={fashion_dir}"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    for line in proc.stdout:  # wait for the first epoch row
-        if "1/500" in line:
-            break
-    proc.send_signal(signal.SIGINT)
+    deadline = threading.Timer(120, proc.kill)  # never hang CI if the row does not come
+    deadline.start()
+    try:
+        for line in proc.stdout:  # wait for the first epoch row
+            if "1/500" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+    finally:
+        deadline.cancel()
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, out + err
     assert "Traceback" not in err and "interrupted" in err

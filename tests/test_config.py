@@ -66,11 +66,19 @@ def test_defaults_are_the_documented_recipe():
         ("+scheduler.total_steps=10", "scheduler.total_steps is not an argument"),
         ("dataset.augment.shift=30", "dataset.augment.shift=30 is not valid: expected a whole number from 0 to 8"),
         ("loss.label_smoothing=1.5", "loss.label_smoothing=1.5 is not valid"),
+        ("trainer.seed=99999999999999999999", "expected a whole number from 0 to 4294967294"),
+        ("trainer.batch_size=1", "model.norm=batch needs batches of at least 2 samples"),
+        # values torch only checks when it runs them: refused by the dry run, before any data
+        ("optimizer=sgd optimizer.nesterov=true optimizer.momentum=0", "refused by torch: ValueError: Nesterov momentum requires a momentum"),
+        ("optimizer.betas=[2,3]", "refused by torch: ValueError: Invalid beta parameter at index 0: 2"),
+        ("scheduler.pct_start=1.5", "scheduler settings are refused by torch: ValueError: Expected float between 0 and 1 pct_start"),
+        ("scheduler=step scheduler.step_size=0", "scheduler settings are refused by torch: ZeroDivisionError"),
+        ("model.activation={name:leaky_relu,negative_slope:abc}", "model.activation={'name': 'leaky_relu', 'negative_slope': 'abc'}: torch refuses it"),
     ],
 )
 def test_bad_values_are_refused_with_the_key_and_what_is_valid(override, needle):
     with pytest.raises(AnnkitError) as err:
-        validate(train_cfg(override))
+        validate(train_cfg(*override.split(" ")))
     assert needle in str(err.value)
 
 

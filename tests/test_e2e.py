@@ -161,14 +161,29 @@ def test_same_seed_same_run_bit_for_bit(tmp_path):
         "model.dropout=0.2", "trainer.epochs=2", "trainer.batch_size=32", "trainer.deterministic=true",
     ]
     runs = []
-    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
-        with initialize_config_module(config_module="annkit.configs", version_base=None):
-            cfg = compose(config_name="train", overrides=[*overrides, f"trainer.seed={seed}"])
-        metrics = train(cfg, tmp_path / name, console=Console(file=io.StringIO()))
-        state, _ = load_checkpoint(tmp_path / name / "checkpoints" / "last.safetensors")
-        runs.append(([{k: v for k, v in row.items() if not k.endswith("_s") and k != "samples_per_s"} for row in metrics["history"]], state))
-    torch.use_deterministic_algorithms(False)
+    try:
+        for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+            with initialize_config_module(config_module="annkit.configs", version_base=None):
+                cfg = compose(config_name="train", overrides=[*overrides, f"trainer.seed={seed}"])
+            metrics = train(cfg, tmp_path / name, console=Console(file=io.StringIO()))
+            state, _ = load_checkpoint(tmp_path / name / "checkpoints" / "last.safetensors")
+            timeless = [{k: v for k, v in row.items() if not k.endswith("_s") and k != "samples_per_s"} for row in metrics["history"]]
+            runs.append((timeless, state))
+    finally:
+        torch.use_deterministic_algorithms(False)
     (hist_a, state_a), (hist_b, state_b), (hist_c, state_c) = runs
     assert hist_a == hist_b
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
     assert not all(torch.equal(state_a[k], state_c[k]) for k in state_a)  # another seed, another run
+
+
+def test_a_diverged_run_still_writes_valid_json(tmp_path, fashion_dir):
+    proc = run_annkit(
+        "train", "optimizer=sgd", "optimizer.lr=1e6", "scheduler=none", "model.norm=none", "trainer.epochs=1",
+        "dataset.limit_train=1000", f"dataset.root={fashion_dir}", cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "the run diverged" in " ".join(proc.stdout.split())
+    text = (only_run_dir(tmp_path) / "metrics.json").read_text()
+    m = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert m["train"]["loss"] is None and m["history"][0]["train/loss"] is None

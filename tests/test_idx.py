@@ -121,3 +121,11 @@ def test_read_bytes_passes_raw_files_through(tmp_path):
     path.write_bytes(b"\x01\x02")
     assert read_bytes(path) == b"\x01\x02"
     assert parse_idx(b"\x00\x00\x08\x01" + struct.pack(">I", 2) + b"\x07\x09", path).tolist() == [7, 9]
+
+
+def test_a_file_of_another_known_dataset_is_named(tmp_path):
+    raw = write_idx(tmp_path / "train-images-idx3-ubyte", np.arange(10, dtype=np.uint8))
+    actual = hashlib.md5(raw.read_bytes()).hexdigest()
+    with pytest.raises(AnnkitError, match="is fashion_mnist's train-images-idx3-ubyte, not the file this dataset needs"):
+        load_idx(raw, "0" * 32, known={actual: "fashion_mnist's train-images-idx3-ubyte"})
+    np.testing.assert_array_equal(load_idx(raw, actual, known={actual: "itself"}), np.arange(10))  # a match is a match

@@ -91,7 +91,9 @@ def test_fit_learns_and_keeps_the_best_weights():
         epochs=4, loss_fn=cross_entropy, eval_loss_fn=cross_entropy, prepare=identity_prepare,
         log_every=7, hooks=[rec],
     )
-    assert rec.steps == 4 * 19 and len(rec.logs) == (4 * 19) // 7
+    assert rec.steps == 4 * 19
+    # every log_every=7 steps, and at each epoch's end (19, 38, 57, 76) for the steps since the last line
+    assert [log["step"] for log in rec.logs] == sorted({*range(7, 77, 7), 19, 38, 57, 76})
     assert [r["epoch"] for r in result.history] == [1, 2, 3, 4]
     assert result.history[-1]["val/accuracy"] > 0.95
     best = result.history[result.best_epoch - 1]
@@ -141,3 +143,61 @@ def test_label_smoothing_only_in_the_training_loss():
     row = result.history[0]
     assert row["val/loss"] == pytest.approx(plain, rel=1e-5)
     assert row["train/loss"] == pytest.approx(smoothed, rel=1e-5)
+
+
+def test_fit_augments_training_batches_only():
+    x, y = blobs(64, 0)
+    calls = []
+
+    def recording_prepare(batch: torch.Tensor, train: bool) -> torch.Tensor:
+        calls.append(train)
+        return batch
+
+    model = nn.Linear(2, 3)
+    fit(
+        model, torch.optim.SGD(model.parameters(), lr=0.1), Batcher(x, y, 16), Batcher(x, y, 32), epochs=2,
+        loss_fn=cross_entropy, eval_loss_fn=cross_entropy, prepare=recording_prepare,
+    )
+    assert calls == ([True] * 4 + [False] * 2) * 2  # 4 training batches, then 2 validation batches, per epoch
+
+
+def test_evaluate_uses_eval_mode_and_restores_training_mode():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 3))
+    x, y = blobs(40, 0)
+    model.train()
+    for _ in range(3):
+        model(x)  # move the BN running statistics away from their initial values
+    score = evaluate(model, Batcher(x, y, 7), loss_fn=cross_entropy, prepare=identity_prepare)
+    assert model.training
+    model.eval()
+    with torch.no_grad():
+        logits = model(x)  # running stats, no dropout: what evaluation must compute
+    assert score["accuracy"] == pytest.approx((logits.argmax(1) == y).float().mean().item())
+    assert score["loss"] == pytest.approx(cross_entropy(logits, y).mean().item(), rel=1e-5)
+
+
+def test_epoch_interval_scheduler_and_min_delta_early_stopping():
+    x, y = blobs(64, 0)
+    model = nn.Linear(2, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    result = fit(
+        model, opt, Batcher(x, y, 16), Batcher(x, y, 64), epochs=8, loss_fn=cross_entropy, eval_loss_fn=cross_entropy,
+        prepare=identity_prepare, scheduler=sched, scheduler_interval="epoch",
+        early_stopping=EarlyStopping("val/loss", patience=2, min_delta=10.0),  # no change is ever large enough
+    )
+    assert [r["lr"] for r in result.history] == [1.0, 0.5, 0.25]  # halved once per epoch, not per step
+    assert result.stopped_early and len(result.history) == 3  # epoch 1 sets the mark, 2 and 3 miss it by min_delta
+
+
+def test_short_epochs_still_report_progress_once_per_epoch():
+    x, y = blobs(40, 0)
+    model = nn.Linear(2, 3)
+    rec = Recorder()
+    fit(
+        model, torch.optim.SGD(model.parameters(), lr=0.1), Batcher(x, y, 10), Batcher(x, y, 40), epochs=2,
+        loss_fn=cross_entropy, eval_loss_fn=cross_entropy, prepare=identity_prepare, log_every=50, hooks=[rec],
+    )
+    assert [log["step"] for log in rec.logs] == [4, 8]  # 4 steps per epoch < log_every: one line at each epoch end
+    assert [log["loss"] for log in rec.logs] == pytest.approx([r["train/loss"] for r in rec.rows])

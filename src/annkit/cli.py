@@ -80,7 +80,7 @@ def complete(args: list[str]) -> None:
         return
     if words[1] not in SUBCOMMANDS:
         return
-    os.environ["COMP_LINE"] = line.replace(words[1], "", 1)
+    os.environ["COMP_LINE"] = " ".join([words[0], *words[2:]]) + (" " if line.endswith(" ") else "")
     run_subcommand(words[1], args)
 
 

@@ -25,7 +25,8 @@ from annkit.losses import LOSSES
 from annkit.models import NORMS, make_activation
 
 METRICS = ("val/loss", "val/accuracy")
-# constructor arguments that annkit computes and passes itself
+# scheduler arguments a config may not set: annkit passes the optimizer and the schedule's length
+# (total_steps or T_max), and OneCycleLR's epochs/steps_per_epoch would contradict total_steps
 SCHEDULER_FILLED = {"total_steps", "T_max", "epochs", "steps_per_epoch", "optimizer"}
 SCHEDULER_KEYS = {"interval"}  # annkit's own keys inside the scheduler group
 HYDRA_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
@@ -86,7 +87,11 @@ PROBABILITY = number(0.0, 1.0, hi_open=True)
 
 
 def _activation_ok(v: Any) -> bool:
-    make_activation(v)  # raises a precise AnnkitError (listing the valid names) when wrong
+    module = make_activation(v)  # raises a precise AnnkitError (listing the valid names) when wrong
+    try:
+        module(torch.zeros(2))  # argument values are only checked by torch when the module runs
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise AnnkitError(f"model.activation={v!r}: torch refuses it: {err}. Give values of the right type, e.g. negative_slope: 0.1.") from None
     return True
 
 
@@ -121,7 +126,7 @@ TRAIN_SCHEMA: dict[str, Any] = {
         "eval_batch_size": integer(1),
         "device": DEVICE,
         "precision": choice("auto", "fp32", "bf16"),
-        "seed": integer(0),
+        "seed": integer(0, 2**32 - 2),  # torch and numpy seeds; annkit also uses seed + 1
         "deterministic": BOOL,
         "grad_clip": number(0.0, lo_open=True, nullable=True),
         "best_metric": choice(*METRICS),
@@ -243,4 +248,45 @@ def validate(cfg: DictConfig, schema: Mapping[str, Any] = TRAIN_SCHEMA) -> dict[
         raise AnnkitError(f"The config does not resolve: {str(err).splitlines()[0]}. Check the interpolations (${{…}}) and required (???) values.") from None
     assert isinstance(resolved, dict)
     _walk(resolved, schema, "")
+    if "optimizer" in schema:
+        dry_run_schedule(resolved["optimizer"], resolved["scheduler"])
+    if "model" in schema and resolved["model"]["norm"] == "batch" and resolved["trainer"]["batch_size"] < 2:
+        raise AnnkitError(
+            "model.norm=batch needs batches of at least 2 samples (batch norm divides by the batch's "
+            "variance), but trainer.batch_size=1. Use a larger batch, or model.norm=layer / none."
+        )
     return resolved
+
+
+def _torch_refused(group: str, err: Exception) -> AnnkitError:
+    return AnnkitError(
+        f"The {group} settings are refused by torch: {type(err).__name__}: {err}. Fix the value on the "
+        f"command line ({group}.<key>=…); `annkit train --cfg job` shows the current {group} settings."
+    )
+
+
+def dry_run_schedule(optimizer: dict[str, Any], scheduler: dict[str, Any]) -> None:
+    """Build the optimizer on a dummy parameter and take two scheduler steps, so that values torch
+    only checks when it runs them (betas, nesterov without momentum, step_size=0, …) fail here,
+    before any data is read, and not after an epoch of training."""
+    from hydra.utils import instantiate
+
+    param = torch.nn.Parameter(torch.zeros(1))
+    try:
+        opt = instantiate(optimizer, _convert_="all")([param])
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise _torch_refused("optimizer", err) from None
+    spec = {k: v for k, v in scheduler.items() if k not in SCHEDULER_KEYS}
+    if spec.get("_target_") is None:
+        return
+    import hydra.utils
+
+    params = inspect.signature(hydra.utils.get_class(spec["_target_"])).parameters
+    length = {name: 10_000 for name in ("total_steps", "T_max") if name in params}
+    try:
+        sched = instantiate(spec, _convert_="all")(opt, **length)
+        for _ in range(2):
+            opt.step()
+            sched.step()
+    except (TypeError, ValueError, RuntimeError, ZeroDivisionError, KeyError) as err:
+        raise _torch_refused("scheduler", err) from None

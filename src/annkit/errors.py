@@ -60,7 +60,7 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        note = "interrupted: the run stopped; checkpoints/last.safetensors holds the last finished epoch."
+        note = "interrupted: the run stopped; checkpoints/last.safetensors in its run dir holds the last finished epoch, if one finished."
         logging.getLogger("annkit").warning(note)
         print_error(note)
         sys.exit(EXIT_INTERRUPTED)

@@ -215,8 +215,12 @@ def fit(
                 for hook in hooks:
                     hook.on_log(step=step, epoch=epoch, lr=lr, **means(sums, logged))
                 logged = sums
-        train = running.read()
+        sums = running.sums()  # the epoch's one host read
         epoch_train_s = time.perf_counter() - t0
+        train = means(sums)
+        if sums[2] > logged[2]:  # steps since the last log line (all of them when an epoch < log_every)
+            for hook in hooks:
+                hook.on_log(step=step, epoch=epoch, lr=lr, **means(sums, logged))
         train_seconds += epoch_train_s
         samples += running.count
         val = evaluate(model, val_batches, loss_fn=eval_loss_fn, prepare=prepare, autocast_dtype=autocast_dtype)

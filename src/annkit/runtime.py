@@ -57,8 +57,9 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     torch.manual_seed(seed)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # required by cuBLAS
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
+    # set both ways: the jobs of a sweep share one process
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.benchmark = False
 
 
 def generator(device: torch.device, seed: int) -> torch.Generator:

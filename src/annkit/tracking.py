@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,13 @@ class ConsoleReporter(Hook):
     def on_epoch_end(self, row: dict[str, float], *, is_best: bool) -> None:
         cells = format_row(row, self.epochs, is_best)
         self.print(_epoch_table(cells))
+        if not math.isfinite(row["train/loss"]):
+            note = (
+                f"warning: the training loss is {row['train/loss']} in epoch {int(row['epoch'])}: the run "
+                f"diverged. Try a lower optimizer.lr, trainer.grad_clip=1.0, or model.norm=batch."
+            )
+            self.print(Text(note, style="bold yellow"))
+            log.warning(note)
         log.info("epoch %s", " ".join(f"{name}={cell}" for (name, _), cell in zip(EPOCH_COLUMNS, cells)))
         if self.progress is not None:
             self.progress.update(self.epoch_task, advance=1, stats=f"val acc {row['val/accuracy']:.2%}")

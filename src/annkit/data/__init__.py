@@ -77,10 +77,10 @@ def load_image_data(
     def put(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(device=device, dtype=dtype)
 
-    train_x = put(images[train_idx], torch.uint8)
-    mean, std = pixel_stats(train_x)
+    train_images = torch.from_numpy(images[train_idx])
+    mean, std = pixel_stats(train_images)  # once, on the host copy, before it moves to the device
     return ImageData(
-        train_x=train_x,
+        train_x=train_images.to(device),
         train_y=put(labels[train_idx], torch.int64),
         val_x=put(images[val_idx], torch.uint8),
         val_y=put(labels[val_idx], torch.int64),

@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import struct
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -33,10 +34,10 @@ IDX_DTYPES: dict[int, str] = {
 
 def _damaged(path: Path, what: str) -> AnnkitError:
     return AnnkitError(
-        f"{path} is damaged: {what}. The file is not the one the dataset was released with "
+        f"{path} is damaged (it fails the integrity check): {what}. The file is not the one the dataset was released with "
         f"(an interrupted download or copy does this). Delete it and fetch it again — "
-        f"annkit downloads it when dataset.download=true, or reinstall the Debian package "
-        f"(apt-get install --reinstall dataset-fashion-mnist)."
+        f"annkit downloads it when dataset.download=true, or reinstall the package it came from "
+        f"(for Debian's Fashion-MNIST: apt-get install --reinstall dataset-fashion-mnist)."
     )
 
 
@@ -73,12 +74,22 @@ def parse_idx(data: bytes, path: Path) -> np.ndarray:
     return array.astype(dtype.newbyteorder("="), copy=True)  # native byte order, writable
 
 
-def load_idx(path: Path, md5: str | None = None) -> np.ndarray:
-    """Read one IDX file; with ``md5``, refuse it unless the decompressed bytes match."""
+def load_idx(path: Path, md5: str | None = None, known: Mapping[str, str] | None = None) -> np.ndarray:
+    """Read one IDX file; with ``md5``, refuse it unless the decompressed bytes match.
+
+    ``known`` maps other md5 sums to what they are, so that a valid file of another dataset is
+    named as such instead of being called altered.
+    """
     path = Path(path)
     data = read_bytes(path)
     if md5 is not None:
         actual = hashlib.md5(data).hexdigest()
+        if actual != md5 and known and actual in known:
+            raise AnnkitError(
+                f"{path} is {known[actual]}, not the file this dataset needs (md5 {md5}). The folder "
+                f"holds another dataset: pick the matching one with dataset=<name> (not dataset.name=…), "
+                f"or point dataset.root at the right folder."
+            )
         if actual != md5:
             raise AnnkitError(
                 f"Checksum mismatch for {path}: the md5 of its contents is {actual}, the official "

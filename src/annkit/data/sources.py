@@ -72,6 +72,10 @@ DATASETS: dict[str, IdxDataset] = {
 }
 
 
+# md5 → what the file is, for every file annkit knows
+KNOWN_FILES = {md5: f"{name}'s {base}" for name, spec in DATASETS.items() for base, md5 in spec.md5.items()}
+
+
 def dataset_spec(name: str) -> IdxDataset:
     try:
         return DATASETS[name]
@@ -145,7 +149,7 @@ def locate(name: str, root: str | None, search: list[str], allow_download: bool)
 def load_arrays(files: dict[str, Path], spec: IdxDataset, verify: bool) -> dict[str, np.ndarray]:
     """Read and check the four arrays: images N×H×W uint8, labels N in [0, K)."""
     arrays = {
-        role: load_idx(path, spec.md5[FILES[role]] if verify else None) for role, path in files.items()
+        role: load_idx(path, spec.md5[FILES[role]] if verify else None, KNOWN_FILES) for role, path in files.items()
     }
     k = len(spec.classes)
     for split in ("train", "test"):

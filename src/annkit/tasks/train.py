@@ -10,7 +10,6 @@ from __future__ import annotations
 import inspect
 import json
 import math
-import logging
 import platform
 import time
 from functools import partial
@@ -34,9 +33,6 @@ from annkit.losses import get_loss
 from annkit.models import MLP, activation_name, count_params, summarize
 from annkit.runtime import autocast_dtype, generator, resolve_device, seed_everything
 from annkit.tracking import ConsoleReporter, TensorBoardLogger, shown
-
-log = logging.getLogger("annkit")
-
 
 def build_scheduler(
     spec: dict[str, Any], optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int
@@ -69,6 +65,17 @@ def build_scheduler(
     return instantiate(spec, _convert_="all")(optimizer, **filled), interval
 
 
+def finite_or_null(tree: Any) -> Any:
+    """NaN and ±inf (a diverged run) become null, so metrics.json stays valid JSON."""
+    if isinstance(tree, dict):
+        return {k: finite_or_null(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [finite_or_null(v) for v in tree]
+    if isinstance(tree, float) and not math.isfinite(tree):
+        return None
+    return tree
+
+
 def describe_model(hidden: list[int], activation: Any, dropout: float, norm: str, in_features: int, out_features: int) -> str:
     widths = " → ".join(str(w) for w in [in_features, *hidden, out_features])
     if not hidden:
@@ -96,6 +103,12 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dic
         d.name, root=d.root, search=list(d.search), download=d.download, verify=d.verify,
         val_size=d.val_size, limit_train=d.limit_train, seed=t.seed, device=device,
     )
+    if m.norm == "batch" and len(data.train_y) < 2:
+        raise AnnkitError(
+            f"model.norm=batch needs at least 2 training samples, but the training split holds "
+            f"{len(data.train_y)} (dataset.limit_train={d.limit_train}, dataset.val_size={d.val_size}). "
+            f"Use more training data, or model.norm=layer / none."
+        )
     in_features = math.prod(data.input_shape)
     model = MLP(
         in_features, list(m.hidden), data.num_classes, activation=resolved["model"]["activation"],
@@ -190,7 +203,7 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dic
         },
         step=len(result.history),
     )
-    atomic_write_bytes(run_dir / "metrics.json", json.dumps(metrics, indent=2).encode())
+    atomic_write_bytes(run_dir / "metrics.json", json.dumps(finite_or_null(metrics), indent=2, allow_nan=False).encode())
     reporter.summary(metrics, run_dir)
     return metrics
 
