@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -174,10 +175,8 @@ def _walk(node: Any, schema: Mapping[str, Any], path: str) -> None:
 
 def _target_class(node: Mapping[str, Any], group: str, base: type, examples: str) -> type:
     target = node.get("_target_")
-    import hydra.utils
-
     try:
-        cls = hydra.utils.get_class(str(target))
+        cls = get_class(str(target))
     except Exception:
         cls = None
     if not (isinstance(cls, type) and issubclass(cls, base)):
@@ -269,8 +268,6 @@ def dry_run_schedule(optimizer: dict[str, Any], scheduler: dict[str, Any]) -> No
     """Build the optimizer on a dummy parameter and take two scheduler steps, so that values torch
     only checks when it runs them (betas, nesterov without momentum, step_size=0, …) fail here,
     before any data is read, and not after an epoch of training."""
-    from hydra.utils import instantiate
-
     param = torch.nn.Parameter(torch.zeros(1))
     try:
         opt = instantiate(optimizer, _convert_="all")([param])
@@ -279,9 +276,7 @@ def dry_run_schedule(optimizer: dict[str, Any], scheduler: dict[str, Any]) -> No
     spec = {k: v for k, v in scheduler.items() if k not in SCHEDULER_KEYS}
     if spec.get("_target_") is None:
         return
-    import hydra.utils
-
-    params = inspect.signature(hydra.utils.get_class(spec["_target_"])).parameters
+    params = inspect.signature(get_class(spec["_target_"])).parameters
     length = {name: 10_000 for name in ("total_steps", "T_max") if name in params}
     try:
         sched = instantiate(spec, _convert_="all")(opt, **length)
