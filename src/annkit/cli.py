@@ -33,7 +33,7 @@ EXAMPLES = [
     ("annkit train -m model.activation=relu,tanh", "a sweep: one run per value"),
     ("annkit train --help", "that subcommand's config groups and keys"),
     ("annkit train --cfg job", "print the composed config and exit"),
-    ('eval "$(annkit -sc install=bash)"', "tab completion in bash (zsh, fish likewise)"),
+    ('eval "$(annkit -sc install=bash)"', "tab completion of subcommands, groups and keys in bash"),
 ]
 
 

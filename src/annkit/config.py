@@ -248,7 +248,7 @@ def validate(cfg: DictConfig, schema: Mapping[str, Any] = TRAIN_SCHEMA) -> dict[
     assert isinstance(resolved, dict)
     _walk(resolved, schema, "")
     if "optimizer" in schema:
-        dry_run_schedule(resolved["optimizer"], resolved["scheduler"])
+        dry_run_optimization(resolved["optimizer"], resolved["scheduler"])
     if "model" in schema and resolved["model"]["norm"] == "batch" and resolved["trainer"]["batch_size"] < 2:
         raise AnnkitError(
             "model.norm=batch needs batches of at least 2 samples (batch norm divides by the batch's "
@@ -264,7 +264,7 @@ def _torch_refused(group: str, err: Exception) -> AnnkitError:
     )
 
 
-def dry_run_schedule(optimizer: dict[str, Any], scheduler: dict[str, Any]) -> None:
+def dry_run_optimization(optimizer: dict[str, Any], scheduler: dict[str, Any]) -> None:
     """Build the optimizer on a dummy parameter and take two scheduler steps, so that values torch
     only checks when it runs them (betas, nesterov without momentum, step_size=0, …) fail here,
     before any data is read, and not after an epoch of training."""

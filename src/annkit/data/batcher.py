@@ -64,7 +64,8 @@ def augment(
 
     ``images``: B×H×W (any dtype, uint8 here). The shift pads with zeros (black) and crops
     a random H×W window, so content moved out of the frame is lost, as in torchvision's
-    ``RandomCrop(padding=shift)``. Cost: two gathers over the batch, no Python loop.
+    ``RandomCrop(padding=shift)``. Cost: one ``where`` and one ``gather`` over the batch, no
+    Python loop.
     """
     b, h, w = images.shape
     dev = images.device

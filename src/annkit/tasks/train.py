@@ -34,6 +34,7 @@ from annkit.models import MLP, activation_name, count_params, summarize
 from annkit.runtime import autocast_dtype, generator, resolve_device, seed_everything
 from annkit.tracking import ConsoleReporter, TensorBoardLogger, shown
 
+
 def build_scheduler(
     spec: dict[str, Any], optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int
 ) -> tuple[torch.optim.lr_scheduler.LRScheduler | None, str]:
