@@ -33,11 +33,12 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 
-from annkit.data import Batcher, Preprocess, load_image_data, split_train_val
+from annkit.data import Batcher, split_train_val
+from annkit.data.images import load_image_data
 from annkit.data.idx import read_bytes
 from annkit.data.sources import FILES, locate
+from annkit.head import Head
 from annkit.loop import fit
-from annkit.losses import cross_entropy
 from annkit.models import MLP
 from annkit.runtime import resolve_device
 
@@ -59,12 +60,11 @@ def sync(device: torch.device) -> None:
 
 def bench_annkit(data, bs: int, epochs: int, device: torch.device) -> float:
     model, opt = make_model(device)
-    batches = Batcher(data.train_x, data.train_y, bs, shuffle=True, generator=torch.Generator(device=device).manual_seed(SEED))
-    val = Batcher(data.val_x[:bs], data.val_y[:bs], bs)  # fit validates each epoch; keep it tiny (not timed anyway)
-    prep = Preprocess(data.mean, data.std)
+    batches = Batcher(data.train.x, data.train.y, bs, shuffle=True, generator=torch.Generator(device=device).manual_seed(SEED))
+    val = Batcher(data.val.x[:bs], data.val.y[:bs], bs)  # fit validates each epoch; keep it tiny (not timed anyway)
+    head = Head("classification", data.names, "ce", "softmax", device=device)
     result = fit(
-        model, opt, batches, val, epochs=epochs + 1, loss_fn=cross_entropy, eval_loss_fn=cross_entropy,
-        prepare=prep, log_every=50,
+        model, opt, batches, val, head=head, epochs=epochs + 1, prepare=data.prepare, log_every=50,
     )
     # fit times each epoch's training pass itself (ending with its host read of the sums)
     return sum(row["train_s"] for row in result.history[1:]) / epochs
@@ -92,8 +92,9 @@ def timed_epochs(run_epoch, epochs: int, device: torch.device) -> float:
 
 def bench_preloaded(data, bs: int, epochs: int, device: torch.device) -> float:
     model, opt = make_model(device)
-    x = ((data.train_x.float() / 255 - data.mean) / data.std).reshape(len(data.train_y), -1)
-    y = data.train_y
+    mean, std = data.preprocessing["mean"], data.preprocessing["std"]
+    x = ((data.train.x.float() / 255 - mean) / std).reshape(len(data.train), -1)
+    y = data.train.y
     g = torch.Generator(device=device).manual_seed(SEED)
 
     def epoch() -> None:
@@ -160,13 +161,13 @@ def main() -> None:
     root = str(files["train_images"].parent)
     data = load_image_data(
         "fashion_mnist", root=root, search=[], download=False, verify=True, val_size=5000,
-        limit_train=None, seed=SEED, device=device,
+        limit_train=None, augment={"hflip": False, "shift": 0}, seed=SEED, device=device,
     )
-    n_train_file = len(data.train_y) + len(data.val_y)
-    train_idx = split_train_val(n_train_file, len(data.val_y), SEED)[0].tolist()  # annkit's training split
+    n_train_file = len(data.train) + len(data.val)
+    train_idx = split_train_val(n_train_file, len(data.val), SEED)[0].tolist()  # annkit's training split
     hw = f"{cpu_name()}, {torch.get_num_threads()} threads" if device.type == "cpu" else torch.cuda.get_device_name(device)
     console.print(
-        f"[bold]annkit bench[/] · Fashion-MNIST train split {len(data.train_y):,} images · MLP 784-512-512-10 ReLU · "
+        f"[bold]annkit bench[/] · Fashion-MNIST train split {len(data.train):,} images · MLP 784-512-512-10 ReLU · "
         f"SGD lr {LR} · {args.epochs} timed epoch(s) after 1 warm-up\n"
         f"device {device} ({hw}) · torch {torch.__version__} · python {platform.python_version()}"
     )
@@ -179,7 +180,7 @@ def main() -> None:
             row["annkit_s"] = bench_annkit(data, bs, args.epochs, device)
             if not args.skip_dataloader:
                 row["quickstart_s"] = bench_dataloader(raw_root, train_idx, None, bs, args.epochs, device)
-                row["normalised_s"] = bench_dataloader(raw_root, train_idx, (data.mean, data.std), bs, args.epochs, device)
+                row["normalised_s"] = bench_dataloader(raw_root, train_idx, (data.preprocessing["mean"], data.preprocessing["std"]), bs, args.epochs, device)
             results.append(row)
             console.print(f"  batch {bs}: " + ", ".join(f"{k[:-2]} {v:.2f} s/epoch" for k, v in row.items() if k.endswith("_s")))
 

@@ -90,7 +90,7 @@ def test_bad_activation_lists_valid_names_before_reading_any_data(tmp_path, prec
         "dataset.download=false", cwd=tmp_path,
     )
     flat = assert_user_error(proc, 'Unknown activation "relux"', 'Did you mean "relu"?',
-                             "Valid names: elu, gelu, identity, leaky_relu, relu, sigmoid, silu, tanh")
+                             "Valid names: elu, gelu, heaviside, identity, leaky_relu, linear, prelu, relu, sigmoid, sign, silu, softplus, step, swish, tanh")
     assert "Could not find" not in flat
 
 

@@ -32,9 +32,13 @@ def test_the_groups_the_issue_names_exist():
     assert {"none", "onecycle", "cosine", "step"} <= set(options("scheduler"))
 
 
+# options that need a value the user must give (no file is read by validate)
+REQUIRED = {("dataset", "csv"): ["dataset.path=table.csv", "dataset.target=label"]}
+
+
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
 def test_every_config_file_composes_and_validates(group, option):
-    cfg = train_cfg(f"{group}={option}")
+    cfg = train_cfg(f"{group}={option}", *REQUIRED.get((group, option), []))
     resolved = validate(cfg)
     assert resolved[group] == OmegaConf.to_container(cfg[group], resolve=True)
 
@@ -56,7 +60,30 @@ def test_defaults_are_the_documented_recipe():
         ("model.hidden=[512,-1]", "model.hidden=[512, -1] is not valid"),
         ("model.norm=group", "model.norm='group' is not valid: expected one of: none, batch, layer"),
         ("trainer.device=gpu", "trainer.device='gpu' is not valid: expected one of: auto, cpu, cuda, cuda:N, mps"),
-        ("trainer.best_metric=val/f1", "expected one of: val/loss, val/accuracy"),
+        ("trainer.best_metric=val/f1", "expected one of: auto, val/loss, val/accuracy, val/balanced_accuracy, val/macro_f1"),
+        ("loss.class_weights=[1,-1]", "loss.class_weights=[1, -1] is not valid: expected null, balanced"),
+        ("loss.class_weights=[0,0]", "(not all 0)"),
+        ("loss.class_weights=equal", "loss.class_weights='equal' is not valid"),
+        ("loss.reduction=sum", "loss.reduction='sum' is not valid: expected one of: mean, weighted_mean"),
+        ("loss.l2=-0.1", "loss.l2=-0.1 is not valid: expected a number ≥ 0.0"),
+        ("loss=bce loss.pos_weight=-2", "loss.pos_weight=-2 is not valid"),
+        ("+loss.label_smoothing=0.1 loss=mse", "Unknown config key loss.label_smoothing"),
+        ("model.output_activation=relu", "model.output_activation='relu' is not valid: expected one of: auto, identity, sigmoid, softmax, tanh"),
+        ("model.activation={name:softplus,betta:2}", 'softplus does not take the argument(s) betta'),
+        ("model.activation={name:softplus,betta:2}", 'Did you mean "beta"?'),
+        ("model.activation={name:prelu,num_parameters:3} model.hidden=[4]", "torch refuses it on a layer of width 4"),
+        ("dataset.class_fraction=[1,2]", "dataset.class_fraction=[1, 2] is not valid: expected null, or one share in [0, 1] per class"),
+        ("dataset.label_noise.fraction=1.5", "dataset.label_noise.fraction=1.5 is not valid"),
+        ("dataset.label_noise.weight=-1", "dataset.label_noise.weight=-1 is not valid: expected a number ≥ 0.0"),
+        ("dataset=playground dataset.kind=plane", "dataset.kind=plane is a regression set of the playground, but dataset.task=classification"),
+        ("dataset=playground dataset.kind=moons", "dataset.kind='moons' is not valid: expected one of: circle, xor, gauss, spiral, plane"),
+        ("dataset=playground dataset.features=[x1,x3]", "expected a list of features from: x1, x2, x1_sq, x2_sq, x1_x2, sin_x1, sin_x2"),
+        ("dataset=playground dataset.noise=0.9", "dataset.noise=0.9 is not valid: expected a number in [0.0, 0.5]"),
+        ("dataset=logic dataset.gate=xnor", "dataset.gate='xnor' is not valid: expected one of: and, or, nand, nor, xor"),
+        ("dataset=csv dataset.path=t.csv", "dataset=csv needs dataset.target: the column to predict"),
+        ("dataset=csv dataset.target=y dataset.val_size=1.5", "dataset.val_size=1.5 is not valid: expected a number of rows"),
+        ("dataset.name=cifar", 'Unknown dataset "cifar"'),
+        ("dataset.name=xor", "pick its file with dataset=xor, not dataset.name=…"),  # the name only labels the dataset
         ("+trainer.epoch=3", "Unknown config key trainer.epoch. Did you mean \"epochs\"?"),
         ("+model.widths=[3]", "Unknown config key model.widths"),
         ("+optimizer.momentum=0.9", "optimizer.momentum is not an argument of torch.optim.adamw.AdamW"),
@@ -85,7 +112,8 @@ def test_bad_values_are_refused_with_the_key_and_what_is_valid(override, needle)
 def test_unknown_activation_message_lists_every_valid_name():
     with pytest.raises(AnnkitError) as err:
         validate(train_cfg("model.activation=relux"))
-    assert "Valid names: elu, gelu, identity, leaky_relu, relu, sigmoid, silu, tanh." in str(err.value)
+    assert ("Valid names: elu, gelu, heaviside, identity, leaky_relu, linear, prelu, relu, sigmoid, sign, silu, softplus, "
+            "step, swish, tanh.") in str(err.value)
 
 
 def test_activation_with_parameters_validates():

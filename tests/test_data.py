@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from annkit.data import Batcher, Preprocess, augment, load_image_data, normalize, split_train_val
+from annkit.data import Batcher, Preprocess, augment, normalize, split_train_val
+from annkit.data.images import load_image_data
 from annkit.data.batcher import pixel_stats
 from annkit.errors import AnnkitError
+
+NO_AUGMENT = {"hflip": False, "shift": 0}
 
 
 @pytest.mark.parametrize("n,bs", [(1000, 64), (1000, 1000), (1001, 64), (7, 10), (55000, 27), (257, 256), (1, 4)])
@@ -22,9 +25,9 @@ def test_every_sample_exactly_once_per_epoch(n, bs):
         batches = list(batcher)
         expected = n // bs if n % bs == 1 and n > bs else -(-n // bs)  # a lone last sample joins the previous batch
         assert len(batches) == len(batcher) == expected
-        assert all(len(y) >= 2 for _, y in batches) or n == 1
-        for x, y in batches:
-            assert torch.equal(x[:, 0, 0], y)  # images and labels stay paired
+        assert all(len(y) >= 2 for _, y, _ in batches) or n == 1
+        for x, y, w in batches:
+            assert torch.equal(x[:, 0, 0], y) and w is None  # images and labels stay paired
             seen.append(y)
         order = torch.cat(seen)
         assert sorted(order.tolist()) == list(range(n))
@@ -35,15 +38,15 @@ def test_every_sample_exactly_once_per_epoch(n, bs):
 
 def test_shuffle_is_reproducible_from_the_seed():
     labels = torch.arange(500)
-    a = [y for _, y in Batcher(labels, labels, 64, shuffle=True, generator=torch.Generator().manual_seed(3))]
-    b = [y for _, y in Batcher(labels, labels, 64, shuffle=True, generator=torch.Generator().manual_seed(3))]
+    a = [y for _, y, _ in Batcher(labels, labels, 64, shuffle=True, generator=torch.Generator().manual_seed(3))]
+    b = [y for _, y, _ in Batcher(labels, labels, 64, shuffle=True, generator=torch.Generator().manual_seed(3))]
     assert all(torch.equal(x, y) for x, y in zip(a, b))
 
 
 def test_unshuffled_batches_are_views_in_order():
     images = torch.arange(10).view(10, 1)
     batches = list(Batcher(images, torch.arange(10), 4))
-    assert [y.tolist() for _, y in batches] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert [y.tolist() for _, y, _ in batches] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     assert batches[0][0].data_ptr() == images.data_ptr()  # a slice, not a copy
 
 
@@ -107,24 +110,24 @@ def test_augment_off_is_identity_and_eval_is_never_augmented():
 def test_load_image_data_splits_and_limits(synthetic_dir):
     data = load_image_data(
         "mnist", root=str(synthetic_dir), search=[], download=False, verify=False,
-        val_size=100, limit_train=250, seed=0, device=torch.device("cpu"),
+        val_size=100, limit_train=250, augment=NO_AUGMENT, seed=0, device=torch.device("cpu"),
     )
-    assert (len(data.train_y), len(data.val_y), len(data.test_y)) == (250, 100, 200)
-    assert data.train_x.dtype == torch.uint8 and data.train_y.dtype == torch.int64
+    assert (len(data.train), len(data.val), len(data.test)) == (250, 100, 200)
+    assert data.train.x.dtype == torch.uint8 and data.train.y.dtype == torch.int64 and data.train.w is None
     assert data.input_shape == (28, 28) and data.num_classes == 10
     same = load_image_data(
         "mnist", root=str(synthetic_dir), search=[], download=False, verify=False,
-        val_size=100, limit_train=None, seed=0, device=torch.device("cpu"),
+        val_size=100, limit_train=None, augment=NO_AUGMENT, seed=0, device=torch.device("cpu"),
     )
-    assert torch.equal(same.val_x, data.val_x)  # the validation set does not depend on limit_train
-    assert torch.equal(same.train_x[:250], data.train_x)  # limit_train keeps the first N
+    assert torch.equal(same.val.x, data.val.x)  # the validation set does not depend on limit_train
+    assert torch.equal(same.train.x[:250], data.train.x)  # limit_train keeps the first N
 
 
 def test_val_size_too_large(synthetic_dir):
     with pytest.raises(AnnkitError, match="leaves no training data"):
         load_image_data(
             "mnist", root=str(synthetic_dir), search=[], download=False, verify=False,
-            val_size=600, limit_train=None, seed=0, device=torch.device("cpu"),
+            val_size=600, limit_train=None, augment=NO_AUGMENT, seed=0, device=torch.device("cpu"),
         )
 
 
@@ -132,5 +135,5 @@ def test_synthetic_files_fail_the_official_checksum(synthetic_dir):
     with pytest.raises(AnnkitError, match="Checksum mismatch"):
         load_image_data(
             "mnist", root=str(synthetic_dir), search=[], download=False, verify=True,
-            val_size=100, limit_train=None, seed=0, device=torch.device("cpu"),
+            val_size=100, limit_train=None, augment=NO_AUGMENT, seed=0, device=torch.device("cpu"),
         )

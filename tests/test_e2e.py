@@ -16,7 +16,7 @@ from annkit.checkpoint import load_checkpoint
 from annkit.data import Batcher, Preprocess
 from annkit.data.idx import load_idx
 from annkit.loop import evaluate
-from annkit.losses import cross_entropy
+from annkit.head import Head
 from annkit.models import MLP
 from tests.conftest import make_idx_dataset, run_annkit
 
@@ -77,8 +77,10 @@ def test_best_checkpoint_reproduces_the_test_score(real_run, fashion_dir):
     images = torch.from_numpy(load_idx(fashion_dir / "t10k-images-idx3-ubyte.gz")).to(device)
     labels = torch.from_numpy(load_idx(fashion_dir / "t10k-labels-idx1-ubyte.gz")).long().to(device)
     prep = Preprocess(meta["data"]["mean"], meta["data"]["std"])
+    assert meta["data"]["preprocessing"] == {"kind": "image", "mean": meta["data"]["mean"], "std": meta["data"]["std"]}
     amp = torch.bfloat16 if m["precision"] == "bf16" else None
-    score = evaluate(model, Batcher(images, labels, 2048), loss_fn=cross_entropy, prepare=prep, autocast_dtype=amp)
+    head = Head("classification", meta["data"]["classes"], "ce", "softmax")
+    score = evaluate(model, Batcher(images, labels, 2048), head=head, prepare=prep, autocast_dtype=amp)
     assert score["accuracy"] == m["test"]["accuracy"]
     assert score["loss"] == pytest.approx(m["test"]["loss"], rel=1e-5)
     assert meta["epoch"] == 1 and meta["data"]["classes"][9] == "Ankle boot"
@@ -140,7 +142,9 @@ def test_mnist_config_trains_on_synthetic_idx_files(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     m = json.loads((only_run_dir(tmp_path) / "metrics.json").read_text())
-    assert m["data"] == {"name": "mnist", "source": str(root), "train": 700, "val": 100, "test": 300}
+    counts = m["data"].pop("train_class_counts")
+    assert m["data"] == {"name": "mnist", "source": str(root), "train": 700, "val": 100, "test": 300, "notes": []}
+    assert sum(counts.values()) == 700 and list(counts) == [str(d) for d in range(10)]
     assert m["test"]["accuracy"] > 0.95  # the synthetic classes are separable
 
 

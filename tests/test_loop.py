@@ -10,7 +10,10 @@ from torch import nn
 
 from annkit.data import Batcher
 from annkit.loop import EarlyStopping, Hook, Running, evaluate, fit, improved, metric_mode, train_step
+from annkit.head import Head
 from annkit.losses import cross_entropy
+
+HEAD = Head("classification", "abc", "ce", "softmax")  # three classes a, b, c; softmax + cross-entropy
 
 
 def identity_prepare(x: torch.Tensor, train: bool) -> torch.Tensor:
@@ -25,13 +28,13 @@ def test_train_step_is_one_gradient_descent_step():
     x, y = torch.randn(5, 4), torch.tensor([0, 2, 1, 2, 0])
     lr = 0.5
     opt = torch.optim.SGD(model.parameters(), lr=lr)
-    loss, logits = train_step(model, opt, x, y, loss_fn=cross_entropy)
+    loss, penalty, logits = train_step(model, opt, x, y, loss_fn=cross_entropy)
     p = torch.softmax(x @ w0.T + b0, 1)
     err = p - torch.nn.functional.one_hot(y, 3).float()
     torch.testing.assert_close(model.weight.detach(), w0 - lr * err.T @ x / 5)
     torch.testing.assert_close(model.bias.detach(), b0 - lr * err.mean(0))
     torch.testing.assert_close(loss, -p[torch.arange(5), y].log().mean())
-    assert not loss.requires_grad and logits.shape == (5, 3)
+    assert not loss.requires_grad and logits.shape == (5, 3) and penalty is None
 
 
 def test_gradient_clipping_limits_the_update():
@@ -44,10 +47,10 @@ def test_gradient_clipping_limits_the_update():
 
 
 def test_running_means_weight_batches_by_size():
-    r = Running(torch.device("cpu"))
-    r.add(torch.tensor(1.0), torch.tensor([[1.0, 0.0]] * 3), torch.tensor([0, 0, 1]))  # 2/3 right
-    r.add(torch.tensor(4.0), torch.tensor([[0.0, 1.0]]), torch.tensor([1]))  # 1/1 right
-    assert r.read() == pytest.approx({"loss": (3 * 1.0 + 4.0) / 4, "accuracy": 3 / 4})
+    r = Running(torch.device("cpu"), penalty=True)
+    r.add(torch.tensor(1.0), 3, torch.tensor(0.5), HEAD.hits(torch.tensor([[1.0, 0.0, 0.0]] * 3), torch.tensor([0, 0, 1])))  # 2/3 right
+    r.add(torch.tensor(4.0), 1, torch.tensor(0.1), HEAD.hits(torch.tensor([[0.0, 1.0, 0.0]]), torch.tensor([1])))  # 1/1 right
+    assert r.read() == pytest.approx({"loss": (3 * 1.0 + 4.0) / 4, "penalty": (3 * 0.5 + 0.1) / 4, "accuracy": 3 / 4})
 
 
 def test_metric_modes_and_improvement():
@@ -88,7 +91,7 @@ def test_fit_learns_and_keeps_the_best_weights():
     rec = Recorder()
     result = fit(
         model, opt, Batcher(x, y, 32, shuffle=True, generator=torch.Generator().manual_seed(0)), Batcher(vx, vy, 100),
-        epochs=4, loss_fn=cross_entropy, eval_loss_fn=cross_entropy, prepare=identity_prepare,
+        epochs=4, head=HEAD, prepare=identity_prepare,
         log_every=7, hooks=[rec],
     )
     assert rec.steps == 4 * 19
@@ -100,8 +103,9 @@ def test_fit_learns_and_keeps_the_best_weights():
     assert best["val/accuracy"] == max(r["val/accuracy"] for r in result.history)
     assert rec.best[result.best_epoch - 1]
     model.load_state_dict(result.best_state)
-    again = evaluate(model, Batcher(vx, vy, 100), loss_fn=cross_entropy, prepare=identity_prepare)
-    assert again == pytest.approx({"loss": best["val/loss"], "accuracy": best["val/accuracy"]})
+    again = evaluate(model, Batcher(vx, vy, 100), head=HEAD, prepare=identity_prepare)
+    assert (again["loss"], again["accuracy"]) == pytest.approx((best["val/loss"], best["val/accuracy"]))
+    assert again["balanced_accuracy"] == pytest.approx(best["val/balanced_accuracy"])
     assert result.samples_seen == 4 * 600
 
 
@@ -110,8 +114,8 @@ def test_early_stopping_after_patience_epochs_without_improvement():
     model = nn.Linear(2, 3)
     opt = torch.optim.SGD(model.parameters(), lr=0.0)  # nothing changes: val loss never improves
     result = fit(
-        model, opt, Batcher(x, y, 16), Batcher(x, y, 64), epochs=10, loss_fn=cross_entropy,
-        eval_loss_fn=cross_entropy, prepare=identity_prepare, best_metric="val/loss",
+        model, opt, Batcher(x, y, 16), Batcher(x, y, 64), epochs=10, head=HEAD,
+        prepare=identity_prepare, best_metric="val/loss",
         early_stopping=EarlyStopping("val/loss", patience=2),
     )
     assert result.stopped_early and len(result.history) == 3 and result.best_epoch == 1
@@ -123,8 +127,8 @@ def test_per_step_schedule_runs_to_its_end():
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=3 * 4)
     result = fit(
-        model, opt, Batcher(x, y, 25), Batcher(x, y, 100), epochs=3, loss_fn=cross_entropy,
-        eval_loss_fn=cross_entropy, prepare=identity_prepare, scheduler=sched, scheduler_interval="step",
+        model, opt, Batcher(x, y, 25), Batcher(x, y, 100), epochs=3, head=HEAD,
+        prepare=identity_prepare, scheduler=sched, scheduler_interval="step",
     )
     lrs = [r["lr"] for r in result.history]
     assert lrs[0] > lrs[-1] and sched.last_epoch == 12  # stepped once per batch, exactly total_steps
@@ -136,7 +140,7 @@ def test_label_smoothing_only_in_the_training_loss():
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     result = fit(
         model, opt, Batcher(x, y, 50), Batcher(x, y, 50), epochs=1,
-        loss_fn=partial(cross_entropy, label_smoothing=0.5), eval_loss_fn=cross_entropy, prepare=identity_prepare,
+        head=Head("classification", "abc", "ce", "softmax", label_smoothing=0.5), prepare=identity_prepare,
     )
     plain = cross_entropy(model(x), y).mean().item()
     smoothed = cross_entropy(model(x), y, label_smoothing=0.5).mean().item()
@@ -156,7 +160,7 @@ def test_fit_augments_training_batches_only():
     model = nn.Linear(2, 3)
     fit(
         model, torch.optim.SGD(model.parameters(), lr=0.1), Batcher(x, y, 16), Batcher(x, y, 32), epochs=2,
-        loss_fn=cross_entropy, eval_loss_fn=cross_entropy, prepare=recording_prepare,
+        head=HEAD, prepare=recording_prepare,
     )
     assert calls == ([True] * 4 + [False] * 2) * 2  # 4 training batches, then 2 validation batches, per epoch
 
@@ -168,7 +172,7 @@ def test_evaluate_uses_eval_mode_and_restores_training_mode():
     model.train()
     for _ in range(3):
         model(x)  # move the BN running statistics away from their initial values
-    score = evaluate(model, Batcher(x, y, 7), loss_fn=cross_entropy, prepare=identity_prepare)
+    score = evaluate(model, Batcher(x, y, 7), head=HEAD, prepare=identity_prepare)
     assert model.training
     model.eval()
     with torch.no_grad():
@@ -183,7 +187,7 @@ def test_epoch_interval_scheduler_and_min_delta_early_stopping():
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
     result = fit(
-        model, opt, Batcher(x, y, 16), Batcher(x, y, 64), epochs=8, loss_fn=cross_entropy, eval_loss_fn=cross_entropy,
+        model, opt, Batcher(x, y, 16), Batcher(x, y, 64), epochs=8, head=HEAD,
         prepare=identity_prepare, scheduler=sched, scheduler_interval="epoch",
         early_stopping=EarlyStopping("val/loss", patience=2, min_delta=10.0),  # no change is ever large enough
     )
@@ -197,7 +201,7 @@ def test_short_epochs_still_report_progress_once_per_epoch():
     rec = Recorder()
     fit(
         model, torch.optim.SGD(model.parameters(), lr=0.1), Batcher(x, y, 10), Batcher(x, y, 40), epochs=2,
-        loss_fn=cross_entropy, eval_loss_fn=cross_entropy, prepare=identity_prepare, log_every=50, hooks=[rec],
+        head=HEAD, prepare=identity_prepare, log_every=50, hooks=[rec],
     )
     assert [log["step"] for log in rec.logs] == [4, 8]  # 4 steps per epoch < log_every: one line at each epoch end
-    assert [log["loss"] for log in rec.logs] == pytest.approx([r["train/loss"] for r in rec.rows])
+    assert [log["metrics"]["loss"] for log in rec.logs] == pytest.approx([r["train/loss"] for r in rec.rows])

@@ -20,12 +20,15 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from annkit.data.sources import DATASETS
-from annkit.errors import AnnkitError, did_you_mean
-from annkit.losses import LOSSES
-from annkit.models import NORMS, make_activation
+from annkit.data.playground import CLASSIFICATION_KINDS, FEATURES, REGRESSION_KINDS
+from annkit.data.tabular import GATES
+from annkit.errors import AnnkitError, did_you_mean, unknown_name
+from annkit.losses import REDUCTIONS
+from annkit.metrics import TASK_METRICS
+from annkit.models import NORMS, OUTPUT_ACTIVATIONS, make_activation
 
-METRICS = ("val/loss", "val/accuracy")
+# every validation metric some task reports; train() checks that the chosen one exists for the data's task
+METRICS = tuple(dict.fromkeys(f"val/{m}" for names in TASK_METRICS.values() for m in names))
 # scheduler arguments a config may not set: annkit passes the optimizer and the schedule's length
 # (total_steps or T_max), and OneCycleLR's epochs/steps_per_epoch would contradict total_steps
 SCHEDULER_FILLED = {"total_steps", "T_max", "epochs", "steps_per_epoch", "optimizer"}
@@ -87,38 +90,158 @@ DEVICE = Rule(lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|mps|cuda(
 PROBABILITY = number(0.0, 1.0, hi_open=True)
 
 
-def _activation_ok(v: Any) -> bool:
-    module = make_activation(v)  # raises a precise AnnkitError (listing the valid names) when wrong
-    try:
-        module(torch.zeros(2))  # argument values are only checked by torch when the module runs
-    except (TypeError, ValueError, RuntimeError) as err:
-        raise AnnkitError(f"model.activation={v!r}: torch refuses it: {err}. Give values of the right type, e.g. negative_slope: 0.1.") from None
-    return True
+SHARE = number(0.0, 1.0)
+SHARE_OPEN = number(0.0, 1.0, lo_open=True, hi_open=True)
+NONNEG_LIST = Rule(
+    lambda v: isinstance(v, list) and len(v) >= 1 and all(_is_num(x) and x >= 0 for x in v) and any(x > 0 for x in v),
+    "a list of numbers ≥ 0, not all 0",
+)
+SPLIT_SIZE = Rule(
+    lambda v: (_is_int(v) and v >= 0) or (isinstance(v, float) and 0 <= v < 1),
+    "a number of rows (a whole number ≥ 0) or a share of them (a number in [0, 1))",
+)
+COLUMNS = Rule(
+    lambda v: isinstance(v, str) and v != "" or (isinstance(v, list) and len(v) >= 1 and all(isinstance(x, str) and x for x in v)),
+    "a column name, or a list of column names",
+)
+
+MODEL_SCHEMA: dict[str, Any] = {
+    "name": TEXT,
+    "hidden": WIDTHS,
+    "activation": Rule(lambda v: isinstance(v, (str, Mapping)), "an activation name or {name: …, <argument>: …}"),
+    "dropout": PROBABILITY,
+    "input_dropout": PROBABILITY,
+    "norm": choice(*NORMS),
+    "output_activation": choice("auto", *OUTPUT_ACTIVATIONS),
+}
+
+SHAPING: dict[str, Any] = {  # the training-split knobs of annkit.data.shaping
+    "class_fraction": Rule(lambda v: v is None or NONNEG_LIST.check(v) and all(x <= 1 for x in v),
+                           "null, or one share in [0, 1] per class, e.g. [1, 1, 0.1, …]"),
+    "label_noise": {"fraction": SHARE, "error_rate": SHARE, "weight": number(0.0)},
+}
+IMAGE_DATASET: dict[str, Any] = {
+    "name": TEXT,
+    "root": PATH_OR_NULL,
+    "search": TEXT_LIST,
+    "download": BOOL,
+    "verify": BOOL,
+    "val_size": integer(1),
+    "limit_train": integer(1, nullable=True),
+    **SHAPING,
+    "sample_weight": PATH_OR_NULL,
+    "augment": {"hflip": BOOL, "shift": integer(0, 8)},
+}
+LOGIC: dict[str, Any] = {"name": TEXT, "copies": integer(1), "noise": number(0.0)}
+DATASET_SCHEMAS: dict[str, dict[str, Any]] = {
+    "fashion_mnist": IMAGE_DATASET,
+    "mnist": IMAGE_DATASET,
+    "xor": LOGIC,
+    "logic": {**LOGIC, "gate": choice(*GATES)},
+    "playground": {
+        "name": TEXT,
+        "kind": choice(*dict.fromkeys(CLASSIFICATION_KINDS + REGRESSION_KINDS)),
+        "task": choice("classification", "regression"),
+        "n": integer(4),
+        "noise": number(0.0, 0.5),
+        "train_ratio": SHARE_OPEN,
+        "val_size": SHARE_OPEN,
+        "features": Rule(lambda v: isinstance(v, list) and len(v) >= 1 and all(x in FEATURES for x in v),
+                         f"a list of features from: {', '.join(FEATURES)}"),
+        "standardize": BOOL,
+        **SHAPING,
+    },
+    "csv": {
+        "name": TEXT,
+        "path": PATH_OR_NULL,
+        "train": PATH_OR_NULL,
+        "val": PATH_OR_NULL,
+        "test": PATH_OR_NULL,
+        "target": Rule(lambda v: v is None or COLUMNS.check(v), "a column name, or a list of column names"),
+        "features": Rule(lambda v: v is None or (isinstance(v, list) and COLUMNS.check(v)), "null (all other columns) or a list of column names"),
+        "task": choice("auto", "classification", "regression", "multilabel"),
+        "sample_weight": PATH_OR_NULL,
+        "standardize": BOOL,
+        "val_size": SPLIT_SIZE,
+        "test_size": SPLIT_SIZE,
+        "delimiter": Rule(lambda v: isinstance(v, str) and len(v) == 1, "one character, e.g. ',' or ';'"),
+        "limit_train": integer(1, nullable=True),
+        **SHAPING,
+    },
+}
+
+CLASS_WEIGHTS = Rule(
+    lambda v: v is None or v == "balanced" or (NONNEG_LIST.check(v) and len(v) >= 2),
+    "null, balanced (w_c = n / (K·n_c)), or a list of K numbers ≥ 0 (not all 0), one per class",
+)
+LOSS_COMMON: dict[str, Any] = {
+    "name": TEXT,
+    "class_weights": CLASS_WEIGHTS,
+    "reduction": choice(*REDUCTIONS),
+    "l2": number(0.0),
+    "l1": number(0.0),
+}
+LOSS_SCHEMAS: dict[str, dict[str, Any]] = {
+    "ce": {**LOSS_COMMON, "label_smoothing": PROBABILITY},
+    "bce": {**LOSS_COMMON, "pos_weight": Rule(
+        lambda v: v is None or (_is_num(v) and v > 0) or (isinstance(v, list) and len(v) >= 1 and all(_is_num(x) and x > 0 for x in v)),
+        "null, a number > 0, or a list of numbers > 0 (one per label)",
+    )},
+    "mse": LOSS_COMMON,
+}
+
+
+def check_model(node: Any) -> None:
+    _walk(node, MODEL_SCHEMA, "model")
+    spec = node["activation"]
+    for width in sorted(set(node["hidden"])) or [1]:
+        module = make_activation(spec)  # a precise AnnkitError (listing the valid names) when wrong
+        try:
+            module(torch.zeros(2, width))  # argument values are only checked by torch when the module runs
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise AnnkitError(
+                f"model.activation={spec!r}: torch refuses it on a layer of width {width}: {err}. Give values of the "
+                f"right type and size, e.g. negative_slope: 0.1 (prelu's num_parameters must be 1 or the layer width)."
+            ) from None
+
+
+def _by_name(node: Any, schemas: Mapping[str, Mapping[str, Any]], group: str) -> None:
+    """Check a group whose keys depend on its ``name`` (dataset, loss)."""
+    if not isinstance(node, Mapping):
+        raise AnnkitError(f"{group} must be a mapping of keys, not {node!r}; pick one with {group}=<name>.")
+    name = node.get("name")
+    if name not in schemas:
+        raise unknown_name(
+            group, name, schemas,
+            f"Pick one with {group}=<name> (the files in configs/{group}/), not {group}.name=…, which only labels it.",
+        )
+    foreign = [k for k in node if k not in schemas[name]]
+    if foreign:
+        raise AnnkitError(
+            f"{group}.name={name}, but the {group} settings hold keys {name} does not have ({', '.join(map(str, foreign))}): "
+            f"the name only labels a {group}. To switch, pick its file with {group}={name}, not {group}.name=…; "
+            f"valid keys of {group}={name}: {', '.join(schemas[name])}."
+        )
+    _walk(node, schemas[name], group)
+    if group == "dataset" and name == "playground":
+        kinds = CLASSIFICATION_KINDS if node["task"] == "classification" else REGRESSION_KINDS
+        if node["kind"] not in kinds:
+            other = "regression" if node["task"] == "classification" else "classification"
+            raise AnnkitError(
+                f"dataset.kind={node['kind']} is a {other} set of the playground, but dataset.task={node['task']}. "
+                f"{node['task'].capitalize()} sets: {', '.join(kinds)}. Set dataset.task={other}, or pick one of those kinds."
+            )
+    if group == "dataset" and name == "csv" and node["target"] is None:
+        raise AnnkitError(
+            "dataset=csv needs dataset.target: the column to predict (or a list of 0/1 columns for multi-label), "
+            "e.g. dataset.target=species."
+        )
 
 
 TRAIN_SCHEMA: dict[str, Any] = {
-    "model": {
-        "name": TEXT,
-        "hidden": WIDTHS,
-        "activation": Rule(_activation_ok, "an activation name"),
-        "dropout": PROBABILITY,
-        "input_dropout": PROBABILITY,
-        "norm": choice(*NORMS),
-    },
-    "dataset": {
-        "name": choice(*DATASETS),
-        "root": PATH_OR_NULL,
-        "search": TEXT_LIST,
-        "download": BOOL,
-        "verify": BOOL,
-        "val_size": integer(1),
-        "limit_train": integer(1, nullable=True),
-        "augment": {"hflip": BOOL, "shift": integer(0, 8)},
-    },
-    "loss": {
-        "name": choice(*LOSSES),
-        "label_smoothing": PROBABILITY,
-    },
+    "model": check_model,
+    "dataset": lambda node: _by_name(node, DATASET_SCHEMAS, "dataset"),
+    "loss": lambda node: _by_name(node, LOSS_SCHEMAS, "loss"),
     "optimizer": lambda node: check_optimizer(node),  # against its _target_'s signature
     "scheduler": lambda node: check_scheduler(node),
     "trainer": {
@@ -130,7 +253,7 @@ TRAIN_SCHEMA: dict[str, Any] = {
         "seed": integer(0, 2**32 - 2),  # torch and numpy seeds; annkit also uses seed + 1
         "deterministic": BOOL,
         "grad_clip": number(0.0, lo_open=True, nullable=True),
-        "best_metric": choice(*METRICS),
+        "best_metric": choice("auto", *METRICS),
         "early_stopping": {
             "metric": choice(*METRICS),
             "patience": integer(1, nullable=True),

@@ -9,6 +9,7 @@ dropout; then a linear head producing one logit per class. ``hidden=[]`` is soft
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,20 +17,50 @@ from typing import Any
 import torch
 from torch import nn
 
-from annkit.errors import AnnkitError, unknown_name
+from annkit.errors import AnnkitError, did_you_mean, unknown_name
+
+class Heaviside(nn.Module):
+    """The step function of the first artificial neurons: H(z) = 1 if z ≥ 0 else 0.
+
+    Its derivative is 0 wherever it exists (and undefined at z = 0), so backpropagation passes no
+    gradient through it: the output is a comparison, cut off from autograd's graph."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return (z >= 0).to(z.dtype)
+
+
+class Sign(nn.Module):
+    """sign(z) = −1 if z < 0, 0 if z = 0, +1 if z > 0 (torch.sign). Like the step, it has zero
+    gradient almost everywhere, so no gradient passes through it (the output is detached)."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sign(z).detach()
+
 
 # name → module class; `model.activation` picks one by name, with keyword arguments when it is
-# a mapping, e.g. {name: leaky_relu, negative_slope: 0.1}.
+# a mapping, e.g. {name: leaky_relu, negative_slope: 0.1}. Formulas (z = the neuron's weighted sum):
 ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,  # max(0, z)
-    "leaky_relu": nn.LeakyReLU,  # z if z ≥ 0 else a·z (a = negative_slope, 0.01)
-    "tanh": nn.Tanh,  # (e^z − e^−z) / (e^z + e^−z)
-    "sigmoid": nn.Sigmoid,  # 1 / (1 + e^−z)
-    "gelu": nn.GELU,  # z·Φ(z)
-    "silu": nn.SiLU,  # z·σ(z), a.k.a. swish
-    "elu": nn.ELU,  # z if z > 0 else α(e^z − 1)
     "identity": nn.Identity,  # z (a linear "activation")
+    "linear": nn.Identity,  # alias of identity
+    "heaviside": Heaviside,  # 1 if z ≥ 0 else 0: zero gradient
+    "step": Heaviside,  # alias of heaviside
+    "sign": Sign,  # −1, 0, +1: zero gradient
+    "sigmoid": nn.Sigmoid,  # σ(z) = 1 / (1 + e^−z);  σ' = σ(1 − σ)
+    "tanh": nn.Tanh,  # (e^z − e^−z) / (e^z + e^−z);  tanh' = 1 − tanh²
+    "relu": nn.ReLU,  # max(0, z);  1 for z > 0, 0 for z < 0 (0 at z = 0)
+    "leaky_relu": nn.LeakyReLU,  # z if z ≥ 0 else a·z (a = negative_slope, default 0.01)
+    "prelu": nn.PReLU,  # z if z ≥ 0 else a·z with a learnt (init 0.25; num_parameters: 1 or the width)
+    "silu": nn.SiLU,  # z·σ(z);  σ(z)·(1 + z·(1 − σ(z)))
+    "swish": nn.SiLU,  # alias of silu
+    "softplus": nn.Softplus,  # (1/β)·log(1 + e^{βz}) (beta, default 1);  σ(βz)
+    "elu": nn.ELU,  # z if z > 0 else α(e^z − 1) (alpha, default 1)
+    "gelu": nn.GELU,  # z·Φ(z), Φ the standard normal CDF (approximate: 'none' | 'tanh')
 }
+# Activations through which no gradient flows: training warns that the layers before them cannot learn.
+ZERO_GRADIENT = (Heaviside, Sign)
+# The output layer's activation, applied to the network's raw outputs by the loss and for predictions
+# (ce applies softmax and bce sigmoid inside the loss, on the logits, for numerical stability).
+OUTPUT_ACTIVATIONS = ("identity", "sigmoid", "softmax", "tanh")
 
 NORMS: dict[str, type[nn.Module] | None] = {
     "none": None,
@@ -54,16 +85,20 @@ def make_activation(spec: str | Mapping[str, Any]) -> nn.Module:
             f"model.activation={spec!r} is neither a name nor a mapping with a 'name' key. Use e.g. "
             f"model.activation=tanh or model.activation='{{name: leaky_relu, negative_slope: 0.1}}'."
         )
-    if name not in ACTIVATIONS:
+    if not isinstance(name, str) or name not in ACTIVATIONS:
         raise unknown_name(
             "activation", name, ACTIVATIONS, "Set one with model.activation=<name>, e.g. model.activation=tanh."
         )
+    cls = ACTIVATIONS[name]
     try:
-        return ACTIVATIONS[name](**kwargs)
+        return cls(**kwargs)
     except TypeError as err:
+        valid = [p for p in inspect.signature(cls).parameters if p not in ("self", "inplace", "device", "dtype")]
+        bad = sorted(k for k in kwargs if k not in valid)
         raise AnnkitError(
-            f"model.activation: {name} does not take the arguments {sorted(kwargs)} ({err}). "
-            f"Give only the keyword arguments of torch.nn.{ACTIVATIONS[name].__name__}."
+            f"model.activation: {name} does not take the argument(s) {', '.join(bad) or sorted(kwargs)} ({err})."
+            f"{did_you_mean(bad[0], valid) if bad else ''} Its parameters are: {', '.join(valid) or 'none'}. "
+            f"Write e.g. model.activation='{{name: {name}{', ' + valid[0] + ': …' if valid else ''}}}'."
         ) from None
 
 

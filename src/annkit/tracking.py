@@ -30,11 +30,30 @@ from annkit.models import LayerRow
 
 log = logging.getLogger("annkit")
 
-# (header, width) of the per-epoch table
-EPOCH_COLUMNS = [
-    ("epoch", 7), ("loss", 7), ("acc", 6), ("val loss", 8), ("val acc", 7),
-    ("lr", 8), ("time", 6), ("samples/s", 9), ("", 1),
-]
+# (header, width, row key, format) of the per-epoch table's columns
+Column = tuple[str, int, str, str]
+PERCENT, DECIMAL = "{:.2%}", "{:.4f}"
+
+
+def epoch_columns(task: str, penalty: bool) -> list[Column]:
+    """The per-epoch table's columns for ``task`` (and a penalty column when L1/L2 is on)."""
+    cols: list[Column] = [("epoch", 7, "epoch", ""), ("loss", 7, "train/loss", DECIMAL)]
+    if penalty:
+        cols.append(("penalty", 7, "train/penalty", DECIMAL))
+    if task == "regression":
+        cols += [("val loss", 8, "val/loss", DECIMAL), ("val MAE", 8, "val/mae", DECIMAL), ("val R²", 7, "val/r2", DECIMAL)]
+    else:
+        cols += [("acc", 6, "train/accuracy", "{:.1%}"), ("val loss", 8, "val/loss", DECIMAL), ("val acc", 7, "val/accuracy", PERCENT)]
+        cols.append(("val bal", 7, "val/balanced_accuracy", PERCENT) if task == "classification" else ("val F1", 7, "val/macro_f1", DECIMAL))
+    return cols + [("lr", 8, "lr", "{:.2e}"), ("time", 6, "epoch_s", "{:.1f}s"), ("samples/s", 9, "samples_per_s", "{:,.0f}"), ("", 1, "", "")]
+
+
+# the summary's metric columns per task: (header, report key, format)
+SUMMARY_COLUMNS = {
+    "classification": [("loss", "loss", DECIMAL), ("accuracy", "accuracy", PERCENT), ("balanced acc", "balanced_accuracy", PERCENT)],
+    "multilabel": [("loss", "loss", DECIMAL), ("accuracy", "accuracy", PERCENT), ("macro F1", "macro_f1", DECIMAL), ("exact match", "exact_match", PERCENT)],
+    "regression": [("loss", "loss", DECIMAL), ("MSE", "mse", DECIMAL), ("MAE", "mae", DECIMAL), ("R²", "r2", DECIMAL)],
+}
 
 
 class SpeedColumn(ProgressColumn):
@@ -49,27 +68,30 @@ class SpeedColumn(ProgressColumn):
         return Text(text, style="progress.data.speed")
 
 
-def _epoch_table(cells: Sequence[str] | None) -> Table:
-    table = Table(box=None, show_header=cells is None, header_style="bold", pad_edge=False, padding=(0, 1))
-    for name, width in EPOCH_COLUMNS:
+def _epoch_table(columns: Sequence[Column], cells: Sequence[str] | None) -> Table:
+    table = Table(box=None, show_header=cells is None, header_style="bold", pad_edge=False, padding=(0, 0, 0, 1))
+    for name, width, _, _ in columns:
         table.add_column(name, width=width, justify="right", no_wrap=True)
     if cells is not None:
         table.add_row(*cells)
     return table
 
 
-def format_row(row: Mapping[str, float], epochs: int, is_best: bool) -> list[str]:
-    return [
-        f"{int(row['epoch'])}/{epochs}",
-        f"{row['train/loss']:.4f}",
-        f"{row['train/accuracy']:.1%}",
-        f"{row['val/loss']:.4f}",
-        f"{row['val/accuracy']:.2%}",
-        f"{row['lr']:.2e}",
-        f"{row['epoch_s']:.1f}s",
-        f"{row['samples_per_s']:,.0f}",
-        "*" if is_best else "",
-    ]
+def format_row(row: Mapping[str, float], columns: Sequence[Column], epochs: int, is_best: bool) -> list[str]:
+    cells = []
+    for name, _, key, fmt in columns:
+        if key == "epoch":
+            cells.append(f"{int(row['epoch'])}/{epochs}")
+        elif not key:
+            cells.append("*" if is_best else "")
+        else:
+            cells.append(fmt.format(row[key]) if key in row else "–")
+    return cells
+
+
+def _cell(report: Mapping[str, Any], key: str, fmt: str) -> str:
+    value = report.get(key)
+    return "–" if value is None else fmt.format(value)
 
 
 def shown(path: Path) -> str:
@@ -88,9 +110,11 @@ def logdir_hint(run_dir: Path) -> str:
 
 
 class ConsoleReporter(Hook):
-    def __init__(self, console: Console, title: str = "annkit train") -> None:
+    def __init__(self, console: Console, title: str = "annkit train", *, task: str = "classification", penalty: bool = False) -> None:
         self.console = console
         self.title = title
+        self.task = task
+        self.columns = epoch_columns(task, penalty)
         self.live = console.is_terminal and not console.is_dumb_terminal
         self.progress: Progress | None = None
         self.epochs = 0
@@ -98,6 +122,11 @@ class ConsoleReporter(Hook):
     def print(self, *renderables: Any) -> None:
         target = self.progress.console if self.progress is not None else self.console
         target.print(*renderables)
+
+    def warn(self, note: str) -> None:
+        """A warning the user must see: printed in yellow and written to the run's log."""
+        self.print(Text(f"warning: {note}", style="bold yellow"))
+        log.warning(note)
 
     def header(self, facts: Sequence[tuple[str, str]], layers: Sequence[LayerRow], params: int) -> None:
         grid = Table.grid(padding=(0, 2))
@@ -120,7 +149,7 @@ class ConsoleReporter(Hook):
 
     def on_fit_start(self, *, epochs: int, steps_per_epoch: int) -> None:
         self.epochs = epochs
-        self.console.print(_epoch_table(None))
+        self.console.print(_epoch_table(self.columns, None))
         if self.live:
             self.progress = Progress(
                 TextColumn("[bold]{task.description:>6}"),
@@ -140,23 +169,23 @@ class ConsoleReporter(Hook):
         if self.progress is not None:
             self.progress.advance(self.batch_task)
 
-    def on_log(self, *, step: int, epoch: int, lr: float, loss: float, accuracy: float) -> None:
+    def on_log(self, *, step: int, epoch: int, lr: float, metrics: dict[str, float]) -> None:
         if self.progress is not None:
-            self.progress.update(self.batch_task, stats=f"loss {loss:.4f} · acc {accuracy:6.2%} · lr {lr:.2e}")
+            acc = f" · acc {metrics['accuracy']:6.2%}" if "accuracy" in metrics else ""
+            self.progress.update(self.batch_task, stats=f"loss {metrics['loss']:.4f}{acc} · lr {lr:.2e}")
 
     def on_epoch_end(self, row: dict[str, float], *, is_best: bool) -> None:
-        cells = format_row(row, self.epochs, is_best)
-        self.print(_epoch_table(cells))
+        cells = format_row(row, self.columns, self.epochs, is_best)
+        self.print(_epoch_table(self.columns, cells))
         if not math.isfinite(row["train/loss"]):
-            note = (
-                f"warning: the training loss is {row['train/loss']} in epoch {int(row['epoch'])}: the run "
+            self.warn(
+                f"the training loss is {row['train/loss']} in epoch {int(row['epoch'])}: the run "
                 f"diverged. Try a lower optimizer.lr, trainer.grad_clip=1.0, or model.norm=batch."
             )
-            self.print(Text(note, style="bold yellow"))
-            log.warning(note)
-        log.info("epoch %s", " ".join(f"{name}={cell}" for (name, _), cell in zip(EPOCH_COLUMNS, cells)))
+        log.info("epoch %s", " ".join(f"{c[0] or 'best'}={cell}" for c, cell in zip(self.columns, cells)))
         if self.progress is not None:
-            self.progress.update(self.epoch_task, advance=1, stats=f"val acc {row['val/accuracy']:.2%}")
+            key = "val/r2" if self.task == "regression" else "val/accuracy"
+            self.progress.update(self.epoch_task, advance=1, stats=f"{key} {row[key]:.4g}")
             self.progress.reset(self.batch_task, stats="")
 
     def on_fit_end(self) -> None:
@@ -165,13 +194,17 @@ class ConsoleReporter(Hook):
             self.progress = None
 
     def summary(self, metrics: Mapping[str, Any], run_dir: Path) -> None:
+        columns = SUMMARY_COLUMNS[self.task]
         table = Table(box=None, header_style="bold", pad_edge=False)
         table.add_column("split")
-        table.add_column("loss", justify="right")
-        table.add_column("accuracy", justify="right")
+        for name, _, _ in columns:
+            table.add_column(name, justify="right")
         for split in ("train", "val", "test"):
-            m = metrics[split]
-            table.add_row(split, f"{m['loss']:.4f}", f"{m['accuracy']:.2%}")
+            table.add_row(split, *(_cell(metrics[split], key, fmt) for _, key, fmt in columns))
+        parts: list[Any] = [table]
+        per_class = self._per_class(metrics)
+        if per_class is not None:
+            parts += [Text(""), per_class]
         stopped = " (stopped early)" if metrics.get("stopped_early") else ""
         lines = [
             f"best epoch {metrics['best_epoch']} of {metrics['epochs']}{stopped} · "
@@ -179,8 +212,36 @@ class ConsoleReporter(Hook):
             f"run dir     {shown(run_dir)}",
             f"tensorboard tensorboard --logdir {logdir_hint(run_dir)}",
         ]
-        self.console.print(Panel(Group(table, Text(""), *(Text(s) for s in lines)), title="[bold]result", title_align="left", expand=False))
+        parts += [Text(""), *(Text(s) for s in lines)]
+        self.console.print(Panel(Group(*parts), title="[bold]result", title_align="left", expand=False))
         log.info("result %s", json.dumps({k: metrics[k] for k in ("train", "val", "test", "best_epoch")}))
+
+    def _per_class(self, metrics: Mapping[str, Any]) -> Table | None:
+        """Per class: training samples, val and test recall (and the test confusion matrix for K ≤ 10);
+        per label: test accuracy and F1. None for regression or more than 20 classes."""
+        val, test = metrics["val"], metrics["test"]
+        if self.task == "classification" and len(test["recall"]) <= 20:
+            names = list(test["recall"])
+            counts = metrics["data"].get("train_class_counts", {})
+            table = Table(box=None, header_style="bold", pad_edge=False, title="per class · test confusion (true ↓, predicted →)"
+                          if len(names) <= 10 else "per class", title_justify="left")
+            for header in ("class", "train n", "val recall", "test recall"):
+                table.add_column(header, justify="left" if header == "class" else "right")
+            confusion = test["confusion_matrix"] if len(names) <= 10 else None
+            for j in range(len(names) if confusion else 0):
+                table.add_column(str(j), justify="right")
+            for i, name in enumerate(names):
+                cells = [f"{i} {name}", f"{counts.get(name, 0):,}", _cell(val["recall"], name, PERCENT), _cell(test["recall"], name, PERCENT)]
+                table.add_row(*cells, *(str(v) for v in (confusion[i] if confusion else [])))
+            return table
+        if self.task == "multilabel":
+            table = Table(box=None, header_style="bold", pad_edge=False, title="per label (test)", title_justify="left")
+            for header in ("label", "accuracy", "F1"):
+                table.add_column(header, justify="left" if header == "label" else "right")
+            for name in test["f1"]:
+                table.add_row(name, _cell(test["label_accuracy"], name, PERCENT), _cell(test["f1"], name, DECIMAL))
+            return table
+        return None
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -200,16 +261,10 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 class TensorBoardLogger(Hook):
-    EPOCH_TAGS = {
-        "train/loss": "train/loss",
-        "train/accuracy": "train/accuracy",
-        "val/loss": "val/loss",
-        "val/accuracy": "val/accuracy",
-        "lr": "epoch/lr",
-        "train_s": "time/train_s",
-        "epoch_s": "time/epoch_s",
-        "samples_per_s": "time/samples_per_s",
-    }
+    """Per epoch every metric of the row under its own tag (``train/loss``, ``val/balanced_accuracy``,
+    ``val/recall/<class>``, …) plus ``epoch/lr`` and ``time/*``; per log interval ``step/train_*``."""
+
+    RENAMED = {"lr": "epoch/lr", "train_s": "time/train_s", "epoch_s": "time/epoch_s", "samples_per_s": "time/samples_per_s"}
 
     def __init__(self, log_dir: Path, config_yaml: str) -> None:
         from torch.utils.tensorboard import SummaryWriter
@@ -218,16 +273,21 @@ class TensorBoardLogger(Hook):
         # four-space indent = a markdown code block in TensorBoard's text tab
         self.writer.add_text("config", "\n".join("    " + line for line in config_yaml.splitlines()), 0)
 
-    def on_log(self, *, step: int, epoch: int, lr: float, loss: float, accuracy: float) -> None:
-        self.writer.add_scalar("step/train_loss", loss, step)
-        self.writer.add_scalar("step/train_accuracy", accuracy, step)
+    def on_log(self, *, step: int, epoch: int, lr: float, metrics: dict[str, float]) -> None:
+        for name, value in metrics.items():
+            self.writer.add_scalar(f"step/train_{name}", value, step)
         self.writer.add_scalar("step/lr", lr, step)
 
     def on_epoch_end(self, row: dict[str, float], *, is_best: bool) -> None:
         epoch = int(row["epoch"])
-        for key, tag in self.EPOCH_TAGS.items():
-            self.writer.add_scalar(tag, row[key], epoch)
+        for key, value in row.items():
+            tag = self.RENAMED.get(key, key)
+            if "/" in tag:
+                self.writer.add_scalar(tag, value, epoch)
         self.writer.flush()
+
+    def text(self, tag: str, markdown: str, step: int) -> None:
+        self.writer.add_text(tag, markdown, step)
 
     def finish(self, config: Mapping[str, Any], final: Mapping[str, float], step: int) -> None:
         """Write the hparams summary (flattened config) and its metrics (``final``, real values)."""
@@ -244,3 +304,11 @@ class TensorBoardLogger(Hook):
     def close(self) -> None:
         self.writer.flush()
         self.writer.close()
+
+
+def confusion_markdown(confusion: Sequence[Sequence[int]], names: Sequence[str]) -> str:
+    """A confusion matrix as a markdown table (rows: true class, columns: predicted)."""
+    head = "| true \\ predicted | " + " | ".join(names) + " |"
+    rule = "|---" * (len(names) + 1) + "|"
+    rows = [f"| **{name}** | " + " | ".join(str(v) for v in row) + " |" for name, row in zip(names, confusion)]
+    return "\n".join([head, rule, *rows])

@@ -1,42 +1,57 @@
-"""Datasets as tensors on the device: IDX reading, splits, batching, augmentation."""
+"""Datasets as tensors on the device: where they come from, how they are split, batched and prepared.
+
+Every dataset, image or table, becomes a :class:`Data`: three :class:`Split` s (inputs, targets,
+optional per-sample weights) resident on one device, the task (classification, multilabel or
+regression), the names of its classes / labels / targets, and the preprocessing a checkpoint
+needs to prepare new inputs the same way. :func:`load_data` dispatches on ``dataset.name``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
 from annkit.data.batcher import Batcher, Preprocess, augment, normalize, pixel_stats
-from annkit.data.sources import DATASETS, dataset_spec, load_arrays, locate
-from annkit.errors import AnnkitError
+from annkit.errors import unknown_name
 
-__all__ = ["Batcher", "Preprocess", "DATASETS", "ImageData", "augment", "load_image_data", "normalize", "split_train_val"]
+__all__ = ["Batcher", "Data", "Preprocess", "Split", "augment", "load_data", "normalize", "split_indices", "split_train_val"]
 
 
 @dataclass
-class ImageData:
-    """An image classification dataset, every split resident on one device as uint8/int64."""
+class Split:
+    x: torch.Tensor  # N×… inputs: uint8 images, or float32 features
+    y: torch.Tensor  # N int64 class indices | N×K float32 0/1 labels (multilabel) | N×T float32 (regression)
+    w: torch.Tensor | None = None  # N float32 per-sample training weights (training split only)
 
-    train_x: torch.Tensor  # N×H×W uint8
-    train_y: torch.Tensor  # N int64
-    val_x: torch.Tensor
-    val_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    classes: tuple[str, ...]
-    mean: float  # of train pixels / 255
-    std: float
-    source: Path  # the folder the files were read from
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class Data:
+    """A dataset ready to train on: splits on the device plus what the rest of a run needs to know."""
+
+    train: Split
+    val: Split
+    test: Split
+    task: str  # classification | multilabel | regression
+    names: tuple[str, ...]  # class names | label names | target names
+    prepare: Callable[[torch.Tensor, bool], torch.Tensor]  # (raw batch, train?) → model input
+    source: str  # where the data came from (folder, file, generator)
+    preprocessing: dict[str, Any]  # JSON-able: how raw inputs become model inputs (for checkpoints)
+    notes: list[str] = field(default_factory=list)  # shown in the header: inferred task, thinned classes, …
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.train_x.shape[1:])
+        return tuple(self.train.x.shape[1:])
 
     @property
     def num_classes(self) -> int:
-        return len(self.classes)
+        return len(self.names)
 
 
 def split_train_val(n: int, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -49,45 +64,27 @@ def split_train_val(n: int, val_size: int, seed: int) -> tuple[np.ndarray, np.nd
     return np.sort(perm[val_size:]), np.sort(perm[:val_size])
 
 
-def load_image_data(
-    name: str,
-    *,
-    root: str | None,
-    search: list[str],
-    download: bool,
-    verify: bool,
-    val_size: int,
-    limit_train: int | None,
-    seed: int,
-    device: torch.device,
-) -> ImageData:
-    spec = dataset_spec(name)
-    files = locate(name, root, search, download)
-    arrays = load_arrays(files, spec, verify)
-    images, labels = arrays["train_images"], arrays["train_labels"]
-    if val_size >= len(labels):
-        raise AnnkitError(
-            f"dataset.val_size={val_size} leaves no training data: the training file holds "
-            f"{len(labels)} samples. Use a value below {len(labels)}, e.g. dataset.val_size=5000."
-        )
-    train_idx, val_idx = split_train_val(len(labels), val_size, seed)
-    if limit_train is not None:
-        train_idx = train_idx[:limit_train]
+def split_indices(n: int, sizes: list[int], seed: int) -> list[np.ndarray]:
+    """Seeded disjoint index sets: ``sizes[i]`` rows each for the held-out parts, the rest first
+    (the training part). Every list is sorted (file order)."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
+    parts, start = [], sum(sizes)
+    parts.append(np.sort(perm[start:]))
+    for size in sizes:
+        parts.append(np.sort(perm[start - size : start]))
+        start -= size
+    return parts
 
-    def put(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(array)).to(device=device, dtype=dtype)
 
-    train_images = torch.from_numpy(images[train_idx])
-    mean, std = pixel_stats(train_images)  # once, on the host copy, before it moves to the device
-    return ImageData(
-        train_x=train_images.to(device),
-        train_y=put(labels[train_idx], torch.int64),
-        val_x=put(images[val_idx], torch.uint8),
-        val_y=put(labels[val_idx], torch.int64),
-        test_x=put(arrays["test_images"], torch.uint8),
-        test_y=put(arrays["test_labels"], torch.int64),
-        classes=spec.classes,
-        mean=mean,
-        std=max(std, 1e-6),
-        source=files["train_images"].parent,
-    )
+def load_data(spec: dict[str, Any], *, seed: int, device: torch.device, generator: torch.Generator | None = None) -> Data:
+    """The dataset ``spec`` describes (the validated ``dataset`` config node), on ``device``.
+    ``seed`` drives splits and shaping; ``generator`` (on ``device``) drives augmentation."""
+    from annkit.data.images import load_image_data
+    from annkit.data.tabular import load_csv, load_logic, load_playground, load_xor
+
+    loaders = {"fashion_mnist": load_image_data, "mnist": load_image_data, "xor": load_xor,
+               "logic": load_logic, "playground": load_playground, "csv": load_csv}
+    name = spec["name"]
+    if name not in loaders:
+        raise unknown_name("dataset", name, loaders, "Pick one with dataset=<name> (see configs/dataset/).")
+    return loaders[name](**spec, seed=seed, device=device, generator=generator)

@@ -26,13 +26,15 @@ from rich.console import Console
 from annkit import __version__
 from annkit.checkpoint import CheckpointHook, atomic_write_bytes
 from annkit.config import validate
-from annkit.data import Batcher, Preprocess, load_image_data
+from annkit.data import Batcher, Data, load_data
 from annkit.errors import AnnkitError, user_errors
+from annkit.head import Head, check_task_and_loss
 from annkit.loop import EarlyStopping, evaluate, fit
-from annkit.losses import get_loss
-from annkit.models import MLP, activation_name, count_params, summarize
+from annkit.losses import balanced_class_weights, penalized_weights, sample_weights, weight_penalty
+from annkit.metrics import TASK_METRICS, scalars
+from annkit.models import ACTIVATIONS, MLP, ZERO_GRADIENT, activation_name, count_params, summarize
 from annkit.runtime import autocast_dtype, generator, resolve_device, seed_everything
-from annkit.tracking import ConsoleReporter, TensorBoardLogger, shown
+from annkit.tracking import ConsoleReporter, TensorBoardLogger, confusion_markdown, shown
 
 
 def build_scheduler(
@@ -80,7 +82,7 @@ def finite_or_null(tree: Any) -> Any:
 def describe_model(hidden: list[int], activation: Any, dropout: float, norm: str, in_features: int, out_features: int) -> str:
     widths = " → ".join(str(w) for w in [in_features, *hidden, out_features])
     if not hidden:
-        return f"linear {widths} (softmax regression)"
+        return f"linear {widths} ({'logistic' if out_features == 1 else 'softmax'} regression)"
     extras = [activation_name(activation)]
     if norm != "none":
         extras.append(f"{norm} norm")
@@ -89,96 +91,187 @@ def describe_model(hidden: list[int], activation: Any, dropout: float, norm: str
     return f"MLP {widths} ({', '.join(extras)})"
 
 
+def describe_task(data: Data) -> str:
+    k = data.num_classes
+    if data.task == "classification":
+        return f"{k} classes"
+    if data.task == "multilabel":
+        return f"{k} labels (multi-label)"
+    return f"regression, {k} target{'s' if k > 1 else ''}"
+
+
+def describe_loss(loss: dict[str, Any], head: Head, class_weights: list[float] | None, weighted: bool) -> str:
+    """e.g. 'ce (label smoothing 0.1) → softmax · class weights balanced [0.5, …] · Σwℓ/N · l2 λ=0.01'."""
+    parts = [f"{loss['name']}" + (f" (label smoothing {loss['label_smoothing']:g})" if loss.get("label_smoothing") else "")
+             + (f" (pos_weight {loss['pos_weight']})" if loss.get("pos_weight") is not None else "") + f" · {head.describe()}"]
+    if class_weights is not None:
+        shown_w = ", ".join(f"{w:.3g}" for w in class_weights)
+        parts.append(f"class weights {'balanced ' if loss['class_weights'] == 'balanced' else ''}[{shown_w}]")
+    if class_weights is not None or weighted:
+        parts.append("Σwℓ/N" if loss["reduction"] == "mean" else "Σwℓ/Σw")
+    if loss["l2"]:
+        parts.append(f"l2 λ={loss['l2']:g} (λ/2m·ΣW²)")
+    if loss["l1"]:
+        parts.append(f"l1 λ={loss['l1']:g} (λ/m·Σ|W|)")
+    return " · ".join(parts)
+
+
+def resolve_class_weights(spec: Any, data: Data, train_counts: list[int], loss: str, dataset: str) -> list[float] | None:
+    """``loss.class_weights`` (null | list | balanced) as K numbers, checked against the data."""
+    if spec is None:
+        return None
+    if data.task != "classification":
+        raise AnnkitError(
+            f"loss.class_weights weighs single-label classes, but dataset {dataset} is {data.task}. "
+            + ("For imbalanced labels use loss=bce with loss.pos_weight (one number per label). " if data.task == "multilabel"
+               else "To weigh regression samples, give per-sample weights (dataset.sample_weight). ")
+            + "Or set loss.class_weights=null."
+        )
+    k = data.num_classes
+    if spec == "balanced":
+        return balanced_class_weights(train_counts)
+    if len(spec) != k:
+        names = ", ".join(f"{i}: {n}" for i, n in enumerate(data.names))
+        raise AnnkitError(
+            f"loss.class_weights has {len(spec)} values, but dataset {dataset} has {k} classes ({names}). Give one weight "
+            f"per class, in this order, e.g. loss.class_weights=[{', '.join(['1'] * k)}], or loss.class_weights=balanced "
+            f"(n / (K·n_c) from the training split)."
+        )
+    return [float(w) for w in spec]
+
+
+def task_metric(name: str, task: str, key: str) -> str:
+    """A val/<metric> that the task reports (``auto``: val/accuracy, or val/loss for regression)."""
+    if name == "auto":
+        return "val/loss" if task == "regression" else "val/accuracy"
+    valid = [f"val/{m}" for m in TASK_METRICS[task]]
+    if name not in valid:
+        raise AnnkitError(
+            f"{key}={name} is not measured for a {task} task. Valid for {task}: {', '.join(valid)} (or auto for "
+            f"trainer.best_metric). Set it with {key}=<metric>."
+        )
+    return name
+
+
+def zero_gradient_warning(hidden: list[int], activation: Any) -> str | None:
+    """The warning for step-like hidden activations, whose derivative is 0 wherever it exists."""
+    name = activation_name(activation)
+    if not hidden or ACTIVATIONS[name] not in ZERO_GRADIENT:
+        return None
+    return (
+        f"model.activation={name} has a derivative of 0 everywhere (and none at 0), so backpropagation passes no "
+        f"gradient through it: the weights of the {len(hidden)} hidden layer(s) will stay at their random initial "
+        f"values and only the output layer learns (a fixed random feature map with a trained linear read-out). "
+        f"This is why the perceptron's step gave way to smooth units: use sigmoid or tanh to train every layer."
+    )
+
+
 def train(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dict[str, Any]:
     """Train the configured model; write checkpoints, TensorBoard events and metrics.json into ``run_dir``."""
     started = time.perf_counter()
     resolved = validate(cfg)  # every key checked before any data is read
     console = console or Console()
-    t, d, m = cfg.trainer, cfg.dataset, cfg.model
+    t, d, m, lc = resolved["trainer"], resolved["dataset"], resolved["model"], resolved["loss"]
 
-    device = resolve_device(t.device)
-    seed_everything(t.seed, t.deterministic)
-    amp = autocast_dtype(t.precision, device)
+    device = resolve_device(t["device"])
+    seed_everything(t["seed"], t["deterministic"])
+    amp = autocast_dtype(t["precision"], device)
+    rng = generator(device, t["seed"] + 1)  # shuffling and augmentation; dropout and init use torch's global stream
 
-    data = load_image_data(
-        d.name, root=d.root, search=list(d.search), download=d.download, verify=d.verify,
-        val_size=d.val_size, limit_train=d.limit_train, seed=t.seed, device=device,
-    )
-    if m.norm == "batch" and len(data.train_y) < 2:
+    data = load_data(d, seed=t["seed"], device=device, generator=rng)
+    output = check_task_and_loss(data.task, data.num_classes, lc["name"], m["output_activation"], d["name"])
+    head = Head(data.task, data.names, lc["name"], output, label_smoothing=lc.get("label_smoothing", 0.0),
+                pos_weight=as_list(lc.get("pos_weight")), device=device)
+    if head.pos_weight is not None and len(head.pos_weight) not in (1, head.outputs):
         raise AnnkitError(
-            f"model.norm=batch needs at least 2 training samples, but the training split holds "
-            f"{len(data.train_y)} (dataset.limit_train={d.limit_train}, dataset.val_size={d.val_size}). "
+            f"loss.pos_weight has {len(head.pos_weight)} values, but the model has {head.outputs} output(s): give one "
+            f"number, or one per label ({', '.join(data.names)})."
+        )
+    train_counts = (torch.bincount(data.train.y, minlength=data.num_classes).tolist()
+                    if data.task == "classification" else [])
+    class_weights = resolve_class_weights(lc["class_weights"], data, train_counts, lc["name"], d["name"])
+    train_w = sample_weights(data.train.y, class_weights, data.train.w)
+    best_metric = task_metric(t["best_metric"], data.task, "trainer.best_metric")
+    stop_metric = task_metric(t["early_stopping"]["metric"], data.task, "trainer.early_stopping.metric")
+    if m["norm"] == "batch" and len(data.train) < 2:
+        raise AnnkitError(
+            f"model.norm=batch needs at least 2 training samples, but the training split holds {len(data.train)}. "
             f"Use more training data, or model.norm=layer / none."
         )
     in_features = math.prod(data.input_shape)
     model = MLP(
-        in_features, list(m.hidden), data.num_classes, activation=resolved["model"]["activation"],
-        dropout=m.dropout, norm=m.norm, input_dropout=m.input_dropout,
+        in_features, m["hidden"], head.outputs, activation=m["activation"],
+        dropout=m["dropout"], norm=m["norm"], input_dropout=m["input_dropout"],
     ).to(device)
     optimizer = instantiate(resolved["optimizer"], _convert_="all")(model.parameters())
-    rng = generator(device, t.seed + 1)
-    train_batches = Batcher(data.train_x, data.train_y, t.batch_size, shuffle=True, generator=rng)
-    val_batches = Batcher(data.val_x, data.val_y, t.eval_batch_size)
-    test_batches = Batcher(data.test_x, data.test_y, t.eval_batch_size)
+    penalty = None
+    if lc["l1"] or lc["l2"]:
+        penalty = partial(weight_penalty, penalized_weights(model), l1=lc["l1"], l2=lc["l2"], m=len(data.train))
+    train_batches = Batcher(data.train.x, data.train.y, t["batch_size"], weights=train_w, shuffle=True, generator=rng)
+    val_batches = Batcher(data.val.x, data.val.y, t["eval_batch_size"])
+    test_batches = Batcher(data.test.x, data.test.y, t["eval_batch_size"])
     scheduler, interval = build_scheduler(
-        resolved["scheduler"], optimizer, epochs=t.epochs, steps_per_epoch=len(train_batches)
+        resolved["scheduler"], optimizer, epochs=t["epochs"], steps_per_epoch=len(train_batches)
     )
-    prepare = Preprocess(data.mean, data.std, hflip=d.augment.hflip, shift=d.augment.shift, generator=rng)
-    loss_fn = partial(get_loss(cfg.loss.name), label_smoothing=cfg.loss.label_smoothing)
-    eval_loss_fn = get_loss(cfg.loss.name)  # validation/test: the plain loss, no smoothing
 
     params, _ = count_params(model)
     sched_name = "constant lr" if scheduler is None else f"{type(scheduler).__name__} (per {interval})"
-    reporter = ConsoleReporter(console)
-    reporter.header(
-        [
-            ("data", f"{d.name}: train {len(data.train_y):,} · val {len(data.val_y):,} · test {len(data.test_y):,} · "
-                     f"{'×'.join(map(str, data.input_shape))} · {data.num_classes} classes"),
-            ("source", str(data.source)),
-            ("model", describe_model(list(m.hidden), resolved["model"]["activation"], m.dropout, m.norm, in_features, data.num_classes)
-                      + f" · {params:,} parameters"),
-            ("optim", f"{type(optimizer).__name__} lr {cfg.optimizer.lr:g} · {sched_name} · loss {cfg.loss.name}"
-                      + (f" (label smoothing {cfg.loss.label_smoothing:g})" if cfg.loss.label_smoothing else "")),
-            ("schedule", f"{t.epochs} epochs × {len(train_batches)} steps of {t.batch_size}"),
-            ("device", f"{device} · {'bf16 autocast' if amp else 'fp32'} · torch {torch.__version__} · "
-                       f"{torch.get_num_threads()} threads · seed {t.seed}"),
-            ("run dir", shown(run_dir)),
-        ],
-        summarize(model, data.input_shape),
-        params,
-    )
+    shape = "×".join(map(str, data.input_shape)) if len(data.input_shape) > 1 else f"{in_features} features"
+    reporter = ConsoleReporter(console, task=data.task, penalty=penalty is not None)
+    facts = [
+        ("data", f"{d['name']}: train {len(data.train):,} · val {len(data.val):,} · test {len(data.test):,} · "
+                 f"{shape} · {describe_task(data)}"),
+        ("source", data.source),
+        *(("", note) for note in data.notes),
+        ("model", describe_model(m["hidden"], m["activation"], m["dropout"], m["norm"], in_features, head.outputs)
+                  + f" · {params:,} parameters"),
+        ("loss", describe_loss(lc, head, class_weights, data.train.w is not None)),
+        ("optim", f"{type(optimizer).__name__} lr {resolved['optimizer']['lr']:g} · {sched_name}"),
+        ("schedule", f"{t['epochs']} epochs × {len(train_batches)} steps of {t['batch_size']}"),
+        ("device", f"{device} · {'bf16 autocast' if amp else 'fp32'} · torch {torch.__version__} · "
+                   f"{torch.get_num_threads()} threads · seed {t['seed']}"),
+        ("run dir", shown(run_dir)),
+    ]
+    reporter.header(facts, summarize(model, data.input_shape), params)
+    warnings = [w for w in [zero_gradient_warning(m["hidden"], m["activation"])] if w]
+    for note in warnings:
+        reporter.warn(note)
 
     meta = {
         "config": resolved,
         "data": {
-            "name": d.name, "classes": list(data.classes), "input_shape": list(data.input_shape),
-            "mean": data.mean, "std": data.std,
+            "name": d["name"], "task": data.task, "classes": list(data.names), "input_shape": list(data.input_shape),
+            "preprocessing": data.preprocessing, "output_activation": head.output,
+            **({"mean": data.preprocessing["mean"], "std": data.preprocessing["std"]} if data.preprocessing["kind"] == "image" else {}),
         },
     }
     tensorboard = TensorBoardLogger(run_dir / "tb", OmegaConf.to_yaml(cfg, resolve=True))
     try:
         result = fit(
-            model, optimizer, train_batches, val_batches,
-            epochs=t.epochs, loss_fn=loss_fn, eval_loss_fn=eval_loss_fn, prepare=prepare,
-            scheduler=scheduler, scheduler_interval=interval, grad_clip=t.grad_clip,
-            autocast_dtype=amp, best_metric=t.best_metric,
-            early_stopping=EarlyStopping(t.early_stopping.metric, t.early_stopping.patience, t.early_stopping.min_delta),
-            log_every=t.log_every,
+            model, optimizer, train_batches, val_batches, head=head,
+            epochs=t["epochs"], prepare=data.prepare, reduction=lc["reduction"], penalty=penalty,
+            scheduler=scheduler, scheduler_interval=interval, grad_clip=t["grad_clip"],
+            autocast_dtype=amp, best_metric=best_metric,
+            early_stopping=EarlyStopping(stop_metric, t["early_stopping"]["patience"], t["early_stopping"]["min_delta"]),
+            log_every=t["log_every"],
             # saved first, announced last: a row on screen means its checkpoint is on disk
             hooks=[CheckpointHook(run_dir / "checkpoints", model, meta), tensorboard, reporter],
         )
         model.load_state_dict(result.best_state)
-        test = evaluate(model, test_batches, loss_fn=eval_loss_fn, prepare=prepare, autocast_dtype=amp)
+        test = evaluate(model, test_batches, head=head, prepare=data.prepare, autocast_dtype=amp)
     except BaseException:
         tensorboard.close()
         raise
 
     best = result.history[result.best_epoch - 1]
     metrics: dict[str, Any] = {
-        "train": {"loss": best["train/loss"], "accuracy": best["train/accuracy"]},
-        "val": {"loss": best["val/loss"], "accuracy": best["val/accuracy"]},
+        "task": data.task,
+        "names": list(data.names),
+        "train": {k.split("/", 1)[1]: v for k, v in best.items() if k.startswith("train/")},
+        "val": result.best_val,
         "test": test,
         "best_epoch": result.best_epoch,
+        "best_metric": best_metric,
         "epochs": len(result.history),
         "stopped_early": result.stopped_early,
         "wall_s": time.perf_counter() - started,
@@ -187,26 +280,31 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dic
         "device": str(device),
         "precision": "bf16" if amp else "fp32",
         "params": params,
+        "class_weights": class_weights,
+        "warnings": warnings,
         "torch": torch.__version__,
         "annkit": __version__,
         "python": platform.python_version(),
-        "data": {"name": d.name, "source": str(data.source), "train": len(data.train_y),
-                 "val": len(data.val_y), "test": len(data.test_y)},
+        "data": {"name": d["name"], "source": data.source, "train": len(data.train), "val": len(data.val),
+                 "test": len(data.test), "notes": data.notes,
+                 **({"train_class_counts": dict(zip(data.names, train_counts))} if train_counts else {})},
         "history": result.history,
     }
-    tensorboard.finish(
-        resolved,
-        {
-            "final/test_accuracy": test["accuracy"], "final/test_loss": test["loss"],
-            "final/val_accuracy": best["val/accuracy"], "final/val_loss": best["val/loss"],
-            "final/train_accuracy": best["train/accuracy"], "final/train_loss": best["train/loss"],
-            "final/best_epoch": float(result.best_epoch), "final/wall_s": metrics["wall_s"],
-        },
-        step=len(result.history),
-    )
+    final = {f"final/test_{k}": v for k, v in scalars(test).items() if "/" not in k}
+    final.update({f"final/val_{k}": v for k, v in scalars(result.best_val).items() if "/" not in k})
+    final.update({f"final/train_{k}": v for k, v in metrics["train"].items()})
+    final.update({"final/best_epoch": float(result.best_epoch), "final/wall_s": metrics["wall_s"]})
+    if data.task == "classification":
+        tensorboard.text("test/confusion_matrix", confusion_markdown(test["confusion_matrix"], data.names), len(result.history))
+    tensorboard.finish(resolved, final, step=len(result.history))
     atomic_write_bytes(run_dir / "metrics.json", json.dumps(finite_or_null(metrics), indent=2, allow_nan=False).encode())
     reporter.summary(metrics, run_dir)
     return metrics
+
+
+def as_list(value: Any) -> list[float] | None:
+    """A number or a list of numbers as a list (None stays None)."""
+    return None if value is None else [float(v) for v in (value if isinstance(value, list) else [value])]
 
 
 @hydra.main(version_base=None, config_path="pkg://annkit.configs", config_name="train")

@@ -1,0 +1,72 @@
+"""Image datasets read from IDX files (Fashion-MNIST, MNIST), kept as uint8 on the device."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from annkit.data import Data, Split, split_train_val
+from annkit.data.batcher import Preprocess, pixel_stats
+from annkit.data.shaping import read_weight_file, shape_training_set
+from annkit.data.sources import dataset_spec, load_arrays, locate
+from annkit.errors import AnnkitError
+
+
+def load_image_data(
+    name: str,
+    *,
+    root: str | None,
+    search: list[str],
+    download: bool,
+    verify: bool,
+    val_size: int,
+    limit_train: int | None,
+    augment: dict[str, Any],
+    class_fraction: list[float] | None = None,
+    label_noise: dict[str, float] | None = None,
+    sample_weight: str | None = None,
+    seed: int,
+    device: torch.device,
+    generator: torch.Generator | None = None,
+) -> Data:
+    """Read, verify and split an IDX dataset; shape its training split; move it to ``device``.
+
+    Images stay uint8 on the device; ``Data.prepare`` augments training batches and normalises
+    every batch with the training split's pixel mean and std; augmentation draws from ``generator``
+    (the run's shuffling stream, on ``device``)."""
+    spec = dataset_spec(name)
+    files = locate(name, root, search, download)
+    arrays = load_arrays(files, spec, verify)
+    images, labels = arrays["train_images"], arrays["train_labels"].astype(np.int64)
+    if val_size >= len(labels):
+        raise AnnkitError(
+            f"dataset.val_size={val_size} leaves no training data: the training file holds "
+            f"{len(labels)} samples. Use a value below {len(labels)}, e.g. dataset.val_size=5000."
+        )
+    train_idx, val_idx = split_train_val(len(labels), val_size, seed)
+    weights = None if sample_weight is None else read_weight_file(sample_weight, len(labels), f"{files['train_labels'].name}")
+    shaped = shape_training_set(
+        train_idx, labels, task="classification", k=len(spec.classes), limit_train=limit_train,
+        class_fraction=class_fraction, label_noise=label_noise, weights=weights,
+        rng=np.random.default_rng(seed),
+    )
+
+    def put(array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array)).to(device=device, dtype=dtype)
+
+    train_images = torch.from_numpy(images[shaped.idx])
+    mean, std = pixel_stats(train_images)  # once, on the host copy, before it moves to the device
+    std = max(std, 1e-6)
+    return Data(
+        train=Split(train_images.to(device), put(shaped.labels, torch.int64), None if shaped.weights is None else put(shaped.weights, torch.float32)),
+        val=Split(put(images[val_idx], torch.uint8), put(labels[val_idx], torch.int64)),
+        test=Split(put(arrays["test_images"], torch.uint8), put(arrays["test_labels"], torch.int64)),
+        task="classification",
+        names=spec.classes,
+        prepare=Preprocess(mean, std, hflip=augment["hflip"], shift=augment["shift"], generator=generator),
+        source=str(files["train_images"].parent),
+        preprocessing={"kind": "image", "mean": mean, "std": std},
+        notes=shaped.notes,
+    )
