@@ -67,7 +67,7 @@ def test_defaults_are_the_documented_recipe():
         ("loss.reduction=sum", "loss.reduction='sum' is not valid: expected one of: mean, weighted_mean"),
         ("loss.l2=-0.1", "loss.l2=-0.1 is not valid: expected a number ≥ 0.0"),
         ("loss=bce loss.pos_weight=-2", "loss.pos_weight=-2 is not valid"),
-        ("+loss.label_smoothing=0.1 loss=mse", "Unknown config key loss.label_smoothing"),
+        ("loss=mse +loss.smoothing=0.1", "Unknown config key loss.smoothing"),
         ("model.output_activation=relu", "model.output_activation='relu' is not valid: expected one of: auto, identity, sigmoid, softmax, tanh"),
         ("model.activation={name:softplus,betta:2}", 'softplus does not take the argument(s) betta'),
         ("model.activation={name:softplus,betta:2}", 'Did you mean "beta"?'),

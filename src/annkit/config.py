@@ -216,7 +216,7 @@ def _by_name(node: Any, schemas: Mapping[str, Mapping[str, Any]], group: str) ->
             f"Pick one with {group}=<name> (the files in configs/{group}/), not {group}.name=…, which only labels it.",
         )
     foreign = [k for k in node if k not in schemas[name]]
-    if foreign:
+    if foreign and any(set(node) == set(other) for other in schemas.values()):  # another option's keys: its name was edited
         raise AnnkitError(
             f"{group}.name={name}, but the {group} settings hold keys {name} does not have ({', '.join(map(str, foreign))}): "
             f"the name only labels a {group}. To switch, pick its file with {group}={name}, not {group}.name=…; "
@@ -260,6 +260,7 @@ TRAIN_SCHEMA: dict[str, Any] = {
             "min_delta": number(0.0),
         },
         "log_every": integer(1),
+        "print_every": Rule(lambda v: v == "auto" or (_is_int(v) and v >= 1), "auto or a whole number ≥ 1"),
     },
 }
 

@@ -110,8 +110,13 @@ def logdir_hint(run_dir: Path) -> str:
 
 
 class ConsoleReporter(Hook):
-    def __init__(self, console: Console, title: str = "annkit train", *, task: str = "classification", penalty: bool = False) -> None:
+    def __init__(
+        self, console: Console, title: str = "annkit train", *, task: str = "classification", penalty: bool = False,
+        print_every: int = 1,
+    ) -> None:
         self.console = console
+        self.print_every = print_every
+        self.diverged = False
         self.title = title
         self.task = task
         self.columns = epoch_columns(task, penalty)
@@ -176,8 +181,11 @@ class ConsoleReporter(Hook):
 
     def on_epoch_end(self, row: dict[str, float], *, is_best: bool) -> None:
         cells = format_row(row, self.columns, self.epochs, is_best)
-        self.print(_epoch_table(self.columns, cells))
-        if not math.isfinite(row["train/loss"]):
+        epoch = int(row["epoch"])
+        if epoch % self.print_every == 0 or epoch in (1, self.epochs):
+            self.print(_epoch_table(self.columns, cells))
+        if not math.isfinite(row["train/loss"]) and not self.diverged:
+            self.diverged = True  # say it once, not every epoch after
             self.warn(
                 f"the training loss is {row['train/loss']} in epoch {int(row['epoch'])}: the run "
                 f"diverged. Try a lower optimizer.lr, trainer.grad_clip=1.0, or model.norm=batch."
@@ -204,7 +212,10 @@ class ConsoleReporter(Hook):
         parts: list[Any] = [table]
         per_class = self._per_class(metrics)
         if per_class is not None:
-            parts += [Text(""), per_class]
+            title = {"classification": "per class" + (" · test confusion matrix: rows true, columns predicted"
+                                                      if len(metrics["names"]) <= 10 else ""),
+                     "multilabel": "per label (test)"}[self.task]
+            parts += [Text(""), Text(title, style="bold"), per_class]
         stopped = " (stopped early)" if metrics.get("stopped_early") else ""
         lines = [
             f"best epoch {metrics['best_epoch']} of {metrics['epochs']}{stopped} · "
@@ -223,8 +234,7 @@ class ConsoleReporter(Hook):
         if self.task == "classification" and len(test["recall"]) <= 20:
             names = list(test["recall"])
             counts = metrics["data"].get("train_class_counts", {})
-            table = Table(box=None, header_style="bold", pad_edge=False, title="per class · test confusion (true ↓, predicted →)"
-                          if len(names) <= 10 else "per class", title_justify="left")
+            table = Table(box=None, header_style="bold", pad_edge=False)
             for header in ("class", "train n", "val recall", "test recall"):
                 table.add_column(header, justify="left" if header == "class" else "right")
             confusion = test["confusion_matrix"] if len(names) <= 10 else None
@@ -235,7 +245,7 @@ class ConsoleReporter(Hook):
                 table.add_row(*cells, *(str(v) for v in (confusion[i] if confusion else [])))
             return table
         if self.task == "multilabel":
-            table = Table(box=None, header_style="bold", pad_edge=False, title="per label (test)", title_justify="left")
+            table = Table(box=None, header_style="bold", pad_edge=False)
             for header in ("label", "accuracy", "F1"):
                 table.add_column(header, justify="left" if header == "label" else "right")
             for name in test["f1"]:

@@ -217,7 +217,8 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dic
     params, _ = count_params(model)
     sched_name = "constant lr" if scheduler is None else f"{type(scheduler).__name__} (per {interval})"
     shape = "×".join(map(str, data.input_shape)) if len(data.input_shape) > 1 else f"{in_features} features"
-    reporter = ConsoleReporter(console, task=data.task, penalty=penalty is not None)
+    every = t["print_every"] if t["print_every"] != "auto" else max(1, math.ceil(t["epochs"] / 50))
+    reporter = ConsoleReporter(console, task=data.task, penalty=penalty is not None, print_every=every)
     facts = [
         ("data", f"{d['name']}: train {len(data.train):,} · val {len(data.val):,} · test {len(data.test):,} · "
                  f"{shape} · {describe_task(data)}"),
