@@ -73,3 +73,24 @@ def copy_fashion(src: Path, dst: Path) -> Path:
             if (src / name).exists():
                 shutil.copy(src / name, dst / name)
     return dst
+
+
+def assert_user_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
+    """Non-zero exit, one readable message, no traceback."""
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert "Traceback" not in out, out
+    flat = " ".join(out.split())  # rich wraps long lines
+    for needle in needles:
+        assert needle in flat, f"{needle!r} not in:\n{out}"
+    return flat
+
+
+@pytest.fixture
+def precious(tmp_path):
+    """An earlier run's results in the working directory: bad input must leave them untouched."""
+    old = tmp_path / "outputs" / "train" / "runs" / "earlier"
+    old.mkdir(parents=True)
+    (old / "metrics.json").write_text('{"test": {"accuracy": 0.9}}')
+    yield old
+    assert (old / "metrics.json").read_text() == '{"test": {"accuracy": 0.9}}'

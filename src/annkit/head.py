@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from annkit.errors import AnnkitError
-from annkit.losses import LossFn, binary_cross_entropy, cross_entropy, squared_error
+from annkit.losses import LossFn, binary_cross_entropy, cross_entropy, squared_error, upcast
 from annkit.metrics import ClassificationScores, MultilabelScores, RegressionScores, Scores
 
 TASKS = ("classification", "multilabel", "regression")
@@ -73,7 +73,7 @@ class Head:
 
     def activate(self, z: torch.Tensor) -> torch.Tensor:
         """Raw outputs B×outputs → ŷ: probabilities (classification, multi-label) or values (regression)."""
-        return self._activate(z.float())
+        return self._activate(upcast(z))
 
     def targets(self, y: torch.Tensor) -> torch.Tensor:
         """Labels as the loss compares them: B×1 0/1 (single output), B×K one-hot (mse), or as stored."""

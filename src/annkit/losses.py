@@ -33,9 +33,14 @@ LossFn = Callable[..., torch.Tensor]
 REDUCTIONS = ("mean", "weighted_mean")
 
 
+def upcast(t: torch.Tensor) -> torch.Tensor:
+    """bf16/fp16 (autocast) outputs → float32 for the loss; float32 and float64 stay as they are."""
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()
+
+
 def cross_entropy(logits: torch.Tensor, target: torch.Tensor, *, label_smoothing: float = 0.0) -> torch.Tensor:
     """Softmax cross-entropy per sample: logits B×K (any float dtype), target B class indices → B."""
-    return F.cross_entropy(logits.float(), target, reduction="none", label_smoothing=label_smoothing)
+    return F.cross_entropy(upcast(logits), target, reduction="none", label_smoothing=label_smoothing)
 
 
 def binary_cross_entropy(logits: torch.Tensor, target: torch.Tensor, *, pos_weight: torch.Tensor | None = None) -> torch.Tensor:
@@ -43,13 +48,16 @@ def binary_cross_entropy(logits: torch.Tensor, target: torch.Tensor, *, pos_weig
 
     ``pos_weight`` (a scalar or K values) multiplies the positive term, as in
     ``torch.nn.BCEWithLogitsLoss``: a > 1 favours recall of the positives."""
-    per_label = F.binary_cross_entropy_with_logits(logits.float(), target, pos_weight=pos_weight, reduction="none")
+    z = upcast(logits)
+    weight = None if pos_weight is None else pos_weight.to(z.dtype)
+    per_label = F.binary_cross_entropy_with_logits(z, target.to(z.dtype), pos_weight=weight, reduction="none")
     return per_label.mean(dim=1)
 
 
 def squared_error(outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean squared error per sample: outputs and targets B×K → B (mean over the K outputs, as Keras)."""
-    return (outputs.float() - target).square().mean(dim=1)
+    out = upcast(outputs)
+    return (out - target.to(out.dtype)).square().mean(dim=1)
 
 
 def reduce_loss(per_sample: torch.Tensor, weights: torch.Tensor | None = None, reduction: str = "mean") -> torch.Tensor:
@@ -69,9 +77,10 @@ def reduce_loss(per_sample: torch.Tensor, weights: torch.Tensor | None = None, r
 
 
 def balanced_class_weights(counts: Sequence[int]) -> list[float]:
-    """wᶜ = n / (K · n_c) for class counts n_c (n = Σ n_c): every class gets the same total weight,
-    and the weights average to 1 over the samples. A class with no samples gets 0."""
-    n, k = sum(counts), len(counts)
+    """wᶜ = n / (K · n_c) for class counts n_c (n = Σ n_c, K = the number of classes present): every
+    class gets the same total weight, and the weights average to 1 over the samples (scikit-learn's
+    "balanced"). A class with no samples gets 0."""
+    n, k = sum(counts), sum(1 for c in counts if c)
     return [n / (k * c) if c else 0.0 for c in counts]
 
 
