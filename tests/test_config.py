@@ -6,6 +6,7 @@ from importlib import resources
 
 import pytest
 from hydra import compose, initialize_config_module
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from annkit.config import validate
@@ -25,9 +26,12 @@ def train_cfg(*overrides: str):
 
 
 def test_the_groups_the_issue_names_exist():
-    assert GROUPS == ["dataset", "loss", "model", "optimizer", "scheduler", "trainer"]
+    assert GROUPS == ["dataset", "experiment", "loss", "model", "optimizer", "scheduler", "trainer"]
     assert {"mlp", "logistic"} <= set(options("model"))
-    assert {"fashion_mnist", "mnist"} <= set(options("dataset"))
+    assert {"fashion_mnist", "mnist", "xor", "logic", "playground", "csv"} <= set(options("dataset"))
+    assert {"ce", "bce", "mse"} <= set(options("loss"))
+    assert {"xor_logistic", "xor_tanh", "spiral_activations", "skewed_classes", "crowd_weights", "depth_vs_width"} <= set(
+        options("experiment"))
     assert {"sgd", "adam", "adamw", "rmsprop"} <= set(options("optimizer"))
     assert {"none", "onecycle", "cosine", "step"} <= set(options("scheduler"))
 
@@ -36,11 +40,26 @@ def test_the_groups_the_issue_names_exist():
 REQUIRED = {("dataset", "csv"): ["dataset.path=table.csv", "dataset.target=label"]}
 
 
-@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS if g != "experiment" for o in options(g)])
 def test_every_config_file_composes_and_validates(group, option):
     cfg = train_cfg(f"{group}={option}", *REQUIRED.get((group, option), []))
     resolved = validate(cfg)
     assert resolved[group] == OmegaConf.to_container(cfg[group], resolve=True)
+
+
+@pytest.mark.parametrize("name", options("experiment"))
+def test_every_experiment_composes_validates_and_names_its_sweep(name):
+    """An experiment overrides groups and keys at the top level (# @package _global_)."""
+    with initialize_config_module(config_module="annkit.configs", version_base=None):
+        cfg = compose(config_name="train", overrides=[f"experiment={name}"], return_hydra_config=True)
+    resolved = validate(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]))
+    assert resolved["model"]["name"] != "mlp" or resolved["dataset"]["name"] != "fashion_mnist"  # it changed something
+    parser = OverridesParser.create()
+    for key, values in (cfg.hydra.sweeper.params or {}).items():  # each swept key exists, and each value validates
+        sweep = parser.parse_override(f"{key}={values}")
+        assert sweep.is_sweep_override()
+        for value in sweep.sweep_string_iterator():
+            validate(train_cfg(f"experiment={name}", f"{key}={value}"))
 
 
 def test_defaults_are_the_documented_recipe():
