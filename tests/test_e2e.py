@@ -61,6 +61,11 @@ def test_metrics_json(real_run):
     assert m["torch"] == torch.__version__
     assert 0.6 < m["test"]["accuracy"] < 1.0  # one epoch on 2,000 images: far above chance (0.1)
     assert m["val"]["accuracy"] == m["history"][0]["val/accuracy"]
+    assert m["task"] == "classification" and m["names"][0] == "T-shirt/top" and m["best_metric"] == "val/accuracy"
+    confusion = m["test"]["confusion_matrix"]
+    assert sum(map(sum, confusion)) == 10000 and [sum(row) for row in confusion] == [1000] * 10  # the balanced test set
+    assert m["test"]["recall"]["Trouser"] == confusion[1][1] / 1000
+    assert m["test"]["balanced_accuracy"] == pytest.approx(m["test"]["accuracy"])  # equal class sizes: the same number
     assert m["wall_s"] > m["train_s"] > 0 and m["samples_per_s"] == pytest.approx(2000 / m["train_s"])
     assert (run_dir / "train.log").read_text().count("epoch ") >= 1
     assert (run_dir / ".hydra" / "config.yaml").exists()
@@ -76,8 +81,9 @@ def test_best_checkpoint_reproduces_the_test_score(real_run, fashion_dir):
     model.to(device)
     images = torch.from_numpy(load_idx(fashion_dir / "t10k-images-idx3-ubyte.gz")).to(device)
     labels = torch.from_numpy(load_idx(fashion_dir / "t10k-labels-idx1-ubyte.gz")).long().to(device)
-    prep = Preprocess(meta["data"]["mean"], meta["data"]["std"])
-    assert meta["data"]["preprocessing"] == {"kind": "image", "mean": meta["data"]["mean"], "std": meta["data"]["std"]}
+    stats = meta["data"]["preprocessing"]
+    assert stats["kind"] == "image" and 0.2 < stats["mean"] < 0.4 and 0.3 < stats["std"] < 0.4  # Fashion-MNIST's pixels
+    prep = Preprocess(stats["mean"], stats["std"])
     amp = torch.bfloat16 if m["precision"] == "bf16" else None
     head = Head("classification", meta["data"]["classes"], "ce", "softmax")
     score = evaluate(model, Batcher(images, labels, 2048), head=head, prepare=prep, autocast_dtype=amp)
@@ -92,7 +98,9 @@ def test_tensorboard_events(real_run):
     _, run_dir, m = real_run
     acc = events(run_dir / "tb")
     scalars = set(acc.Tags()["scalars"])
-    assert {"train/loss", "train/accuracy", "val/loss", "val/accuracy", "epoch/lr", "time/epoch_s", "time/samples_per_s"} <= scalars
+    assert {"train/loss", "train/accuracy", "val/loss", "val/accuracy", "val/balanced_accuracy", "val/recall/Ankle boot",
+            "epoch/lr", "time/epoch_s", "time/samples_per_s", "final/test_balanced_accuracy"} <= scalars
+    assert "train/penalty" not in scalars  # no L1/L2 in the default recipe
     row = m["history"][0]
     for tag in ("train/loss", "val/loss", "val/accuracy"):
         (event,) = acc.Scalars(tag)

@@ -8,7 +8,7 @@ import torch
 
 from annkit.head import Head
 from annkit.metrics import (
-    ClassificationScores, MultilabelScores, RegressionScores, classification_report, metric_mode,
+    ClassificationScores, RegressionScores, classification_report, metric_mode,
     multilabel_report, regression_report, scalars,
 )
 

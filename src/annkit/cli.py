@@ -31,6 +31,8 @@ EXAMPLES = [
     ("annkit train", "the default Fashion-MNIST recipe"),
     ("annkit train model=logistic trainer.epochs=5", "softmax regression"),
     ("annkit train -m model.activation=relu,tanh", "a sweep: one run per value"),
+    ("annkit train experiment=xor_tanh", "an experiment from the slides (configs/experiment/)"),
+    ("annkit train dataset=csv dataset.path=t.csv dataset.target=y", "your own table"),
     ("annkit train --help", "that subcommand's config groups and keys"),
     ("annkit train --cfg job", "print the composed config and exit"),
     ('eval "$(annkit -sc install=bash)"', "tab completion of subcommands, groups and keys in bash"),

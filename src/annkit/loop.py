@@ -19,7 +19,7 @@ from torch import nn
 
 from annkit.head import Head
 from annkit.losses import LossFn, reduce_loss
-from annkit.metrics import _sum_dtype, metric_mode, scalars
+from annkit.metrics import sum_dtype, metric_mode, scalars
 
 Batch = tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"]  # inputs, targets, per-sample weights
 Batches = Iterable[Batch]
@@ -38,7 +38,7 @@ class Running:
     """Σ loss·n, Σ penalty·n and Σ hits over the training batches seen, on the device (no host sync to add)."""
 
     def __init__(self, device: torch.device, *, penalty: bool = False, hits: bool = True) -> None:
-        self.totals = torch.zeros(3, dtype=_sum_dtype(device), device=device)
+        self.totals = torch.zeros(3, dtype=sum_dtype(device), device=device)
         self.penalty, self.hits = penalty, hits
         self.count = 0  # known on the host from the batch shapes
 

@@ -39,7 +39,7 @@ class Scores(Protocol):
     def compute(self) -> dict[str, Any]: ...
 
 
-def _sum_dtype(device: torch.device) -> torch.dtype:
+def sum_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
 
 
@@ -92,7 +92,7 @@ def regression_report(n: int, sse: np.ndarray, sae: np.ndarray, sum_y: np.ndarra
 
 class _LossSum:
     def __init__(self, device: torch.device) -> None:
-        self.loss_sum = torch.zeros((), dtype=_sum_dtype(device), device=device)
+        self.loss_sum = torch.zeros((), dtype=sum_dtype(device), device=device)
         self.n = 0
 
     def _add_loss(self, losses: torch.Tensor) -> None:
@@ -144,7 +144,7 @@ class RegressionScores(_LossSum):
     def __init__(self, names: Sequence[str], device: torch.device) -> None:
         super().__init__(device)
         self.names = tuple(names)
-        self.sums = torch.zeros(4, len(names), dtype=_sum_dtype(device), device=device)
+        self.sums = torch.zeros(4, len(names), dtype=sum_dtype(device), device=device)
 
     def add(self, predictions: torch.Tensor, targets: torch.Tensor, losses: torch.Tensor) -> None:
         err = predictions.to(self.sums.dtype) - targets

@@ -79,7 +79,7 @@ def _epoch_table(columns: Sequence[Column], cells: Sequence[str] | None) -> Tabl
 
 def format_row(row: Mapping[str, float], columns: Sequence[Column], epochs: int, is_best: bool) -> list[str]:
     cells = []
-    for name, _, key, fmt in columns:
+    for _, _, key, fmt in columns:
         if key == "epoch":
             cells.append(f"{int(row['epoch'])}/{epochs}")
         elif not key:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from annkit.data.batcher import Batcher, Preprocess, augment, normalize, pixel_stats
+from annkit.data.batcher import Batcher, Preprocess, augment, normalize
 from annkit.errors import unknown_name
 
 __all__ = ["Batcher", "Data", "Preprocess", "Split", "augment", "load_data", "normalize", "split_indices", "split_train_val"]

@@ -20,7 +20,7 @@ from annkit.data.csv_table import csv_columns, read_csv_table
 from annkit.data.playground import CLASSES as PLAYGROUND_CLASSES
 from annkit.data.playground import generate, make_features
 from annkit.data.shaping import Shaped, read_weight_file, shape_training_set
-from annkit.errors import AnnkitError
+from annkit.errors import AnnkitError, unknown_name
 
 GATES = {  # output for inputs (0,0), (0,1), (1,0), (1,1)
     "and": (0, 0, 0, 1),
@@ -87,7 +87,7 @@ def build(
 
 
 def load_logic(
-    name: str, *, gate: str = "xor", copies: int, noise: float, seed: int, device: torch.device, **_: Any
+    name: str, *, gate: str, copies: int, noise: float, seed: int, device: torch.device, **_: Any
 ) -> Data:
     """A two-input logic gate's truth table (deck 001: "Logical Computation: Artificial Neuron").
 
@@ -95,8 +95,6 @@ def load_logic(
     on the inputs of every copy when noise > 0. Validation and test: the four exact inputs — the
     truth table is the whole domain, so the question is whether the network can represent it."""
     if gate not in GATES:
-        from annkit.errors import unknown_name
-
         raise unknown_name("logic gate", gate, GATES, "Set dataset.gate=<name>, e.g. dataset.gate=and.")
     labels = np.array(GATES[gate], dtype=np.int64)
     rng = np.random.default_rng(seed)

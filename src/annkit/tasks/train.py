@@ -243,7 +243,6 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dic
         "data": {
             "name": d["name"], "task": data.task, "classes": list(data.names), "input_shape": list(data.input_shape),
             "preprocessing": data.preprocessing, "output_activation": head.output,
-            **({"mean": data.preprocessing["mean"], "std": data.preprocessing["std"]} if data.preprocessing["kind"] == "image" else {}),
         },
     }
     tensorboard = TensorBoardLogger(run_dir / "tb", OmegaConf.to_yaml(cfg, resolve=True))
