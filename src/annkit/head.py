@@ -48,12 +48,13 @@ class Head:
         output: str,
         *,
         label_smoothing: float = 0.0,
-        pos_weight: Sequence[float] | None = None,
+        pos_weight: float | Sequence[float] | None = None,
         device: torch.device | str = "cpu",
     ) -> None:
         self.task, self.names, self.loss, self.output = task, tuple(names), loss, output
         self.label_smoothing = label_smoothing
-        self.pos_weight = None if pos_weight is None else torch.tensor(list(pos_weight), dtype=torch.float32, device=device)
+        weights = [pos_weight] if isinstance(pos_weight, (int, float)) else pos_weight
+        self.pos_weight = None if weights is None else torch.tensor(list(weights), dtype=torch.float32, device=device)
         self._activate = ACTIVATE[output]
 
     @property

@@ -19,7 +19,7 @@ from torch import nn
 
 from annkit.head import Head
 from annkit.losses import LossFn, reduce_loss
-from annkit.metrics import sum_dtype, metric_mode, scalars
+from annkit.metrics import metric_mode, scalars
 
 Batch = tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"]  # inputs, targets, per-sample weights
 Batches = Iterable[Batch]
@@ -35,24 +35,28 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
 
 
 class Running:
-    """Σ loss·n, Σ penalty·n and Σ hits over the training batches seen, on the device (no host sync to add)."""
+    """Σ loss·n, Σ penalty·n and Σ hits over the training batches seen, as device scalars (no host
+    sync to add). float32 sums are exact for hit counts up to 2²⁴ samples per epoch."""
 
     def __init__(self, device: torch.device, *, penalty: bool = False, hits: bool = True) -> None:
-        self.totals = torch.zeros(3, dtype=sum_dtype(device), device=device)
-        self.penalty, self.hits = penalty, hits
+        self.loss_sum = torch.zeros((), device=device)
+        self.penalty_sum = torch.zeros((), device=device) if penalty else None
+        self.hit_sum = torch.zeros((), device=device) if hits else None
         self.count = 0  # known on the host from the batch shapes
 
     def add(self, loss: torch.Tensor, n: int, penalty: torch.Tensor | None = None, hits: torch.Tensor | None = None) -> None:
-        self.totals[0].add_(loss, alpha=n)
-        if penalty is not None:
-            self.totals[1].add_(penalty, alpha=n)
-        if hits is not None:
-            self.totals[2].add_(hits)
+        self.loss_sum.add_(loss, alpha=n)
+        if self.penalty_sum is not None and penalty is not None:
+            self.penalty_sum.add_(penalty, alpha=n)
+        if self.hit_sum is not None and hits is not None:
+            self.hit_sum.add_(hits)
         self.count += n
 
     def sums(self) -> tuple[float, float, float, int]:
         """(Σ loss·n, Σ penalty·n, Σ hits, n) on the host: one host sync."""
-        loss, penalty, hits = self.totals.tolist()
+        zero = self.loss_sum.new_zeros(())
+        loss, penalty, hits = torch.stack([self.loss_sum, self.penalty_sum if self.penalty_sum is not None else zero,
+                                           self.hit_sum if self.hit_sum is not None else zero]).tolist()
         return loss, penalty, hits, self.count
 
     def means(self, sums: tuple[float, float, float, int], since: tuple[float, float, float, int] = (0.0, 0.0, 0.0, 0)) -> dict[str, float]:
@@ -60,9 +64,9 @@ class Running:
         n = sums[3] - since[3]
         nan = float("nan")
         out = {"loss": (sums[0] - since[0]) / n if n else nan}
-        if self.penalty:
+        if self.penalty_sum is not None:
             out["penalty"] = (sums[1] - since[1]) / n if n else nan
-        if self.hits:
+        if self.hit_sum is not None:
             out["accuracy"] = (sums[2] - since[2]) / n if n else nan
         return out
 

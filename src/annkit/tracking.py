@@ -211,11 +211,8 @@ class ConsoleReporter(Hook):
             table.add_row(split, *(_cell(metrics[split], key, fmt) for _, key, fmt in columns))
         parts: list[Any] = [table]
         per_class = self._per_class(metrics)
-        if per_class is not None:
-            title = {"classification": "per class" + (" · test confusion matrix: rows true, columns predicted"
-                                                      if len(metrics["names"]) <= 10 else ""),
-                     "multilabel": "per label (test)"}[self.task]
-            parts += [Text(""), Text(title, style="bold"), per_class]
+        if per_class:
+            parts += [Text(""), *per_class]
         stopped = " (stopped early)" if metrics.get("stopped_early") else ""
         lines = [
             f"best epoch {metrics['best_epoch']} of {metrics['epochs']}{stopped} · "
@@ -227,9 +224,9 @@ class ConsoleReporter(Hook):
         self.console.print(Panel(Group(*parts), title="[bold]result", title_align="left", expand=False))
         log.info("result %s", json.dumps({k: metrics[k] for k in ("train", "val", "test", "best_epoch")}))
 
-    def _per_class(self, metrics: Mapping[str, Any]) -> Table | None:
-        """Per class: training samples, val and test recall (and the test confusion matrix for K ≤ 10);
-        per label: test accuracy and F1. None for regression or more than 20 classes."""
+    def _per_class(self, metrics: Mapping[str, Any]) -> list[Any]:
+        """Per class: training samples, val and test recall, then the test confusion matrix (K ≤ 10);
+        per label: test accuracy and F1. Nothing for regression or more than 20 classes."""
         val, test = metrics["val"], metrics["test"]
         if self.task == "classification" and len(test["recall"]) <= 20:
             names = list(test["recall"])
@@ -237,21 +234,27 @@ class ConsoleReporter(Hook):
             table = Table(box=None, header_style="bold", pad_edge=False)
             for header in ("class", "train n", "val recall", "test recall"):
                 table.add_column(header, justify="left" if header == "class" else "right")
-            confusion = test["confusion_matrix"] if len(names) <= 10 else None
-            for j in range(len(names) if confusion else 0):
-                table.add_column(str(j), justify="right")
             for i, name in enumerate(names):
-                cells = [f"{i} {name}", f"{counts.get(name, 0):,}", _cell(val["recall"], name, PERCENT), _cell(test["recall"], name, PERCENT)]
-                table.add_row(*cells, *(str(v) for v in (confusion[i] if confusion else [])))
-            return table
+                table.add_row(f"{i} {name}", f"{counts.get(name, 0):,}", _cell(val["recall"], name, "{:.1%}"),
+                              _cell(test["recall"], name, "{:.1%}"))
+            parts: list[Any] = [Text("per class", style="bold"), table]
+            if len(names) <= 10:
+                matrix = Table(box=None, header_style="bold", pad_edge=False)
+                matrix.add_column("true ↓ predicted →", justify="right")
+                for j in range(len(names)):
+                    matrix.add_column(str(j), justify="right")
+                for i, row in enumerate(test["confusion_matrix"]):
+                    matrix.add_row(str(i), *(str(v) for v in row))
+                parts += [Text(""), Text("test confusion matrix (class numbers as above)", style="bold"), matrix]
+            return parts
         if self.task == "multilabel":
             table = Table(box=None, header_style="bold", pad_edge=False)
             for header in ("label", "accuracy", "F1"):
                 table.add_column(header, justify="left" if header == "label" else "right")
             for name in test["f1"]:
                 table.add_row(name, _cell(test["label_accuracy"], name, PERCENT), _cell(test["f1"], name, DECIMAL))
-            return table
-        return None
+            return [Text("per label (test)", style="bold"), table]
+        return []
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -116,7 +116,7 @@ def describe_loss(loss: dict[str, Any], head: Head, class_weights: list[float] |
     return " · ".join(parts)
 
 
-def resolve_class_weights(spec: Any, data: Data, train_counts: list[int], loss: str, dataset: str) -> list[float] | None:
+def resolve_class_weights(spec: Any, data: Data, train_counts: list[int], dataset: str) -> list[float] | None:
     """``loss.class_weights`` (null | list | balanced) as K numbers, checked against the data."""
     if spec is None:
         return None
@@ -180,8 +180,8 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dic
 
     data = load_data(d, seed=t["seed"], device=device, generator=rng)
     output = check_task_and_loss(data.task, data.num_classes, lc["name"], m["output_activation"], d["name"])
-    head = Head(data.task, data.names, lc["name"], output, label_smoothing=lc.get("label_smoothing", 0.0),
-                pos_weight=as_list(lc.get("pos_weight")), device=device)
+    own = {k: v for k, v in lc.items() if k in ("label_smoothing", "pos_weight")}  # the keys only ce / bce have
+    head = Head(data.task, data.names, lc["name"], output, device=device, **own)
     if head.pos_weight is not None and len(head.pos_weight) not in (1, head.outputs):
         raise AnnkitError(
             f"loss.pos_weight has {len(head.pos_weight)} values, but the model has {head.outputs} output(s): give one "
@@ -189,7 +189,7 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dic
         )
     train_counts = (torch.bincount(data.train.y, minlength=data.num_classes).tolist()
                     if data.task == "classification" else [])
-    class_weights = resolve_class_weights(lc["class_weights"], data, train_counts, lc["name"], d["name"])
+    class_weights = resolve_class_weights(lc["class_weights"], data, train_counts, d["name"])
     train_w = sample_weights(data.train.y, class_weights, data.train.w)
     best_metric = task_metric(t["best_metric"], data.task, "trainer.best_metric")
     stop_metric = task_metric(t["early_stopping"]["metric"], data.task, "trainer.early_stopping.metric")
@@ -300,11 +300,6 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dic
     atomic_write_bytes(run_dir / "metrics.json", json.dumps(finite_or_null(metrics), indent=2, allow_nan=False).encode())
     reporter.summary(metrics, run_dir)
     return metrics
-
-
-def as_list(value: Any) -> list[float] | None:
-    """A number or a list of numbers as a list (None stays None)."""
-    return None if value is None else [float(v) for v in (value if isinstance(value, list) else [value])]
 
 
 @hydra.main(version_base=None, config_path="pkg://annkit.configs", config_name="train")
