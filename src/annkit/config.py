@@ -164,7 +164,7 @@ DATASET_SCHEMAS: dict[str, dict[str, Any]] = {
         "standardize": BOOL,
         "val_size": SPLIT_SIZE,
         "test_size": SPLIT_SIZE,
-        "delimiter": Rule(lambda v: isinstance(v, str) and len(v) == 1, "one character, e.g. ',' or ';'"),
+        "delimiter": Rule(lambda v: isinstance(v, str) and (len(v) == 1 or v in ("tab", "\\t")), "one character, e.g. ',' or ';', or tab"),
         "limit_train": integer(1, nullable=True),
         **SHAPING,
     },

@@ -91,7 +91,7 @@ def format_row(row: Mapping[str, float], columns: Sequence[Column], epochs: int,
 
 def _cell(report: Mapping[str, Any], key: str, fmt: str) -> str:
     value = report.get(key)
-    return "–" if value is None else fmt.format(value)
+    return "–" if value is None or value != value else fmt.format(value)  # absent, or NaN (a class with no samples)
 
 
 def shown(path: Path) -> str:
