@@ -60,8 +60,8 @@ def split_train_val(n: int, val_size: int, seed: int) -> tuple[np.ndarray, np.nd
     Both index lists are sorted, so ``limit_train`` takes the first N training samples in file
     order and the validation set does not depend on it.
     """
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
-    return np.sort(perm[val_size:]), np.sort(perm[:val_size])
+    train, val = split_indices(n, [val_size], seed)
+    return train, val
 
 
 def split_indices(n: int, sizes: list[int], seed: int) -> list[np.ndarray]:
