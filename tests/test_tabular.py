@@ -124,3 +124,6 @@ def test_csv_single_file_and_separate_files(tmp_path):
     assert len(separate.test) == 2 and separate.test.y.tolist() == [0, 1] and len(separate.train) == 80
     with pytest.raises(AnnkitError, match="needs exactly one of dataset.path"):
         load_data({**spec, "train": str(tmp_path / "t.csv")}, seed=0, device=CPU)
+    with pytest.raises(AnnkitError, match="dataset.val / dataset.test files cannot go with it"):  # never silently ignored
+        load_data({**spec, "test": str(tmp_path / "test.csv")}, seed=0, device=CPU)
+    assert separate.test.x.tolist() == [[1.0, 1.0], [2.0, 2.0]]  # its own rows, with the training file's columns

@@ -20,7 +20,9 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from annkit.data.csv_table import TASKS as CSV_TASKS
 from annkit.data.playground import CLASSIFICATION_KINDS, FEATURES, REGRESSION_KINDS
+from annkit.data.playground import TASKS as PLAYGROUND_TASKS
 from annkit.data.tabular import GATES
 from annkit.errors import AnnkitError, did_you_mean, unknown_name
 from annkit.losses import REDUCTIONS
@@ -141,7 +143,7 @@ DATASET_SCHEMAS: dict[str, dict[str, Any]] = {
     "playground": {
         "name": TEXT,
         "kind": choice(*dict.fromkeys(CLASSIFICATION_KINDS + REGRESSION_KINDS)),
-        "task": choice("classification", "regression"),
+        "task": choice(*PLAYGROUND_TASKS),
         "n": integer(4),
         "noise": number(0.0, 0.5),
         "train_ratio": SHARE_OPEN,
@@ -159,7 +161,7 @@ DATASET_SCHEMAS: dict[str, dict[str, Any]] = {
         "test": PATH_OR_NULL,
         "target": Rule(lambda v: v is None or COLUMNS.check(v), "a column name, or a list of column names"),
         "features": Rule(lambda v: v is None or (isinstance(v, list) and COLUMNS.check(v)), "null (all other columns) or a list of column names"),
-        "task": choice("auto", "classification", "regression", "multilabel"),
+        "task": choice(*CSV_TASKS),
         "sample_weight": PATH_OR_NULL,
         "standardize": BOOL,
         "val_size": SPLIT_SIZE,

@@ -28,7 +28,6 @@ from annkit.errors import AnnkitError
 from annkit.losses import LossFn, binary_cross_entropy, cross_entropy, squared_error, upcast
 from annkit.metrics import ClassificationScores, MultilabelScores, RegressionScores, Scores
 
-TASKS = ("classification", "multilabel", "regression")
 ACTIVATE = {
     "identity": lambda z: z,
     "sigmoid": torch.sigmoid,
@@ -63,14 +62,14 @@ class Head:
         return len(self.names)
 
     @property
-    def single_output(self) -> bool:
-        """Binary classification with bce or mse: one sigmoid output, as the slides' logistic neuron."""
-        return self.task == "classification" and self.k == 2 and self.loss != "ce"
-
-    @property
     def outputs(self) -> int:
         """Width of the network's last layer."""
-        return 1 if self.single_output else self.k
+        return output_width(self.task, self.k, self.loss)
+
+    @property
+    def single_output(self) -> bool:
+        """Binary classification with bce or mse: one sigmoid output, as the slides' logistic neuron."""
+        return self.task == "classification" and self.outputs == 1
 
     def activate(self, z: torch.Tensor) -> torch.Tensor:
         """Raw outputs B×outputs → ŷ: probabilities (classification, multi-label) or values (regression)."""
@@ -123,6 +122,11 @@ class Head:
         return f"{self.outputs} output{'s' if self.outputs > 1 else ''} → {self.output}"
 
 
+def output_width(task: str, k: int, loss: str) -> int:
+    """One output for two classes with bce or mse (the logistic neuron), else one per class, label or target."""
+    return 1 if task == "classification" and k == 2 and loss != "ce" else k
+
+
 def default_output(task: str, loss: str, k: int) -> str:
     """The output activation ``auto`` stands for (see the module's table)."""
     if loss == "ce":
@@ -161,8 +165,7 @@ def check_task_and_loss(task: str, k: int, loss: str, output: str, dataset: str)
             f"itself (a numerically stable log-{auto}). Leave model.output_activation=auto, or use loss=mse to "
             f"compare {output} outputs with the targets."
         )
-    outputs = 1 if task == "classification" and k == 2 else k
-    if output == "softmax" and outputs == 1:
+    if output == "softmax" and output_width(task, k, loss) == 1:
         raise AnnkitError(
             "model.output_activation=softmax over a single output is the constant 1, so the model could never "
             "learn. Use sigmoid (one output in (0, 1)), identity or tanh, or leave it on auto."

@@ -79,6 +79,7 @@ def split_indices(n: int, sizes: list[int], seed: int) -> list[np.ndarray]:
 def load_data(spec: dict[str, Any], *, seed: int, device: torch.device, generator: torch.Generator | None = None) -> Data:
     """The dataset ``spec`` describes (the validated ``dataset`` config node), on ``device``.
     ``seed`` drives splits and shaping; ``generator`` (on ``device``) drives augmentation."""
+    # imported here: the loader modules import Data and Split from this package
     from annkit.data.images import load_image_data
     from annkit.data.tabular import load_csv, load_logic, load_playground, load_xor
 

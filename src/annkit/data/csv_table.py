@@ -62,6 +62,7 @@ from pathlib import Path
 
 import numpy as np
 
+from annkit.data.shaping import check_weights
 from annkit.errors import AnnkitError, did_you_mean
 
 __all__ = ["MAX_INTEGER_CLASSES", "TASKS", "Table", "csv_columns", "read_csv_table"]
@@ -644,19 +645,11 @@ def _weights(col: _Column, path: Path, lines: np.ndarray) -> np.ndarray:
             f"{_q(col.cells[i])}. Weights must be numbers ≥ 0 (how much each row counts in the loss). Set "
             f"dataset.sample_weight to a numeric column, or to null for equal weights.{_number_hint(col.cells[i])}"
         )
-    negative = col.values < 0
-    if negative.any():
-        i = int(np.argmax(negative))
-        raise AnnkitError(
-            f"Line {lines[i]} of {path}: the weight in column {_q(col.name)} (dataset.sample_weight) is "
-            f"{col.cells[i]}, and {_plural(int(negative.sum()), 'row')} in all have a negative weight. Weights "
-            f"must be ≥ 0 (0 leaves a row out of the loss): fix or drop those rows."
-        )
-    if not (col.values > 0).any():
-        raise AnnkitError(
-            f"Every weight in column {_q(col.name)} of {path} is 0, so no row would count in the loss. Check that "
-            f"dataset.sample_weight names the right column, or set it to null for equal weights."
-        )
+    check_weights(
+        col.values,
+        at=lambda i: f"Line {lines[i]} of {path}: the weight in column {_q(col.name)} (dataset.sample_weight)",
+        source=f"column {_q(col.name)} of {path}",
+    )
     return col.values.astype(np.float32)
 
 

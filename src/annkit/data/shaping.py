@@ -15,7 +15,7 @@ label arrays, once, before the data moves to the device. The steps run in this o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,21 +83,27 @@ def read_weight_file(path: str | Path, n: int, what: str) -> np.ndarray:
             f"dataset.sample_weight={path} holds {len(weights)} weights, but {what} has {n} rows: give exactly one "
             f"weight per row, in the file's order (validation rows are included and ignored)."
         )
-    check_weights(weights, f"dataset.sample_weight={path}", lambda i: f"line {i + 1}")
+    check_weights(weights, at=lambda i: f"dataset.sample_weight={path}: the weight at line {i + 1}", source=str(path))
     return weights.astype(np.float32)
 
 
-def check_weights(weights: np.ndarray, where: str, locate: object) -> None:
-    """Weights must be finite and ≥ 0, not all 0; ``locate(i)`` names row i in the message."""
+def check_weights(weights: np.ndarray, *, at: Callable[[int], str], source: str) -> None:
+    """Weights must be finite and ≥ 0, and not all 0. ``at(i)`` names the weight of row i in the
+    message ('Line 3 of t.csv: the weight in column "w"'); ``source`` names them all ('column "w" of t.csv')."""
     bad = np.flatnonzero(~np.isfinite(weights) | (weights < 0))
     if len(bad):
-        i = int(bad[0])
+        i, n = int(bad[0]), len(bad)
+        kind = "negative" if np.isfinite(weights[bad]).all() else "negative or non-finite"
         raise AnnkitError(
-            f"{where}: the weight at {locate(i)} is {weights[i]:g}; weights must be finite numbers ≥ 0 (0 ignores a "  # type: ignore[operator]
-            f"sample, 1 is normal, 2 counts it twice). {len(bad)} weight(s) are invalid; fix them and run again."
+            f"{at(i)} is {weights[i]:g}; weights must be finite numbers ≥ 0 (0 leaves a row out of the loss, 1 is "
+            f"normal, 2 counts it twice). {n} row{'s' if n > 1 else ''} in all {'have' if n > 1 else 'has'} a {kind} "
+            f"weight: fix or drop them, and run again."
         )
     if weights.size and not weights.any():
-        raise AnnkitError(f"{where}: every weight is 0, so nothing would be learnt. Give some samples a positive weight.")
+        raise AnnkitError(
+            f"Every weight in {source} is 0, so no row would count in the loss. Check that dataset.sample_weight "
+            f"names the right column or file, or set it to null for equal weights."
+        )
 
 
 def shape_training_set(

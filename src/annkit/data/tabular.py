@@ -65,18 +65,19 @@ def tensors(x: np.ndarray, y: np.ndarray, w: np.ndarray | None, task: str, devic
     )
 
 
+Rows = tuple[np.ndarray, np.ndarray]  # (features N×F, targets) of one split
+
+
 def build(
-    x: np.ndarray, y: np.ndarray, parts: tuple[np.ndarray, np.ndarray, np.ndarray], shaped: Shaped, *,
-    task: str, names: Sequence[str], features: Sequence[str], standardize_inputs: bool, source: str,
-    notes: list[str], device: torch.device,
+    x: np.ndarray, shaped: Shaped, val: Rows, test: Rows, *, task: str, names: Sequence[str], features: Sequence[str],
+    standardize_inputs: bool, source: str, notes: list[str], device: torch.device,
 ) -> Data:
-    """Data from all rows (x, y), the (train, val, test) row indices and the shaped training set."""
-    _, val_idx, test_idx = parts
-    train_x, (val_x, test_x), stats = standardize(x[shaped.idx], [x[val_idx], x[test_idx]], standardize_inputs)
+    """Data from the training source's features ``x`` (rows picked by ``shaped``) and the held-out splits."""
+    train_x, (val_x, test_x), stats = standardize(x[shaped.idx], [val[0], test[0]], standardize_inputs)
     return Data(
         train=tensors(train_x, shaped.labels, shaped.weights, task, device),
-        val=tensors(val_x, y[val_idx], None, task, device),
-        test=tensors(test_x, y[test_idx], None, task, device),
+        val=tensors(val_x, val[1], None, task, device),
+        test=tensors(test_x, test[1], None, task, device),
         task=task,
         names=tuple(names),
         prepare=as_prepared,
@@ -137,14 +138,15 @@ def load_playground(
             f"training, {n_val} validation and {n - n_train - n_val} test points; each needs at least 1 (training 2). "
             f"Use more points or other ratios."
         )
-    parts = split_indices(n, [n_val, n - n_train - n_val], seed)
+    train_idx, val_idx, test_idx = split_indices(n, [n_val, n - n_train - n_val], seed)
     y = targets.astype(np.float32).reshape(-1, 1) if task == "regression" else targets.astype(np.int64)
     k = 2 if task == "classification" else 1
     shaped = shape_training_set(
-        parts[0], y, task=task, k=k, class_fraction=class_fraction, label_noise=label_noise, rng=rng,
+        train_idx, y, task=task, k=k, class_fraction=class_fraction, label_noise=label_noise, rng=rng,
     )
+    x = make_features(points, features)
     return build(
-        make_features(points, features), y, parts, shaped, task=task,
+        x, shaped, (x[val_idx], y[val_idx]), (x[test_idx], y[test_idx]), task=task,
         names=PLAYGROUND_CLASSES if task == "classification" else ("target",), features=features,
         standardize_inputs=standardize, source=f"TF Playground {kind} ({task}), n={n}, noise {noise:g}",
         notes=[], device=device,
@@ -166,6 +168,12 @@ def load_csv(
             "and dataset.test_size) and dataset.train (a training file, with optional dataset.val and dataset.test "
             f"files); got path={path!r} and train={train!r}. Set one, e.g. dataset.path=data/iris.csv."
         )
+    if path is not None and (val is not None or test is not None):
+        raise AnnkitError(
+            f"dataset.path={path} is split into train/val/test by dataset.val_size and dataset.test_size, so "
+            f"dataset.val / dataset.test files cannot go with it (got val={val!r}, test={test!r}). For separate files "
+            f"use dataset.train=<file> instead of dataset.path, or leave dataset.val and dataset.test null."
+        )
     main_file = path or train
     weight_column = None
     if sample_weight is not None and sample_weight in csv_columns(main_file, delimiter):
@@ -175,47 +183,37 @@ def load_csv(
     weights = table.w
     if sample_weight is not None and weight_column is None:
         weights = read_weight_file(sample_weight, n, str(main_file))
-    extra = {"val": val, "test": test} if path is None else {"val": None, "test": None}
-    sizes = [0 if extra["val"] else count(val_size, n), 0 if extra["test"] else count(test_size, n)]
+    files = {"val": val, "test": test}
+    sizes = [0 if val else count(val_size, n), 0 if test else count(test_size, n)]
     if n - sum(sizes) < 2:
         raise AnnkitError(
             f"{main_file} has {n} rows; after {sizes[0]} validation and {sizes[1]} test rows fewer than 2 are left to "
             f"train on. Use smaller dataset.val_size / dataset.test_size, or separate files (dataset.val, dataset.test)."
         )
-    train_idx, val_idx, test_idx = split_indices(n, sizes, seed)
-    held_out = {}
-    for split, file in extra.items():
-        if file:
+    train_idx, *carved = split_indices(n, sizes, seed)
+    held_out: dict[str, Rows] = {}
+    for (split, file), idx in zip(files.items(), carved):
+        if file:  # its own file, read with the training file's columns, task and classes
             other = read_csv_table(
                 file, target=table.target_names, features=table.feature_names, task=table.task,
                 classes=table.classes if table.task == "classification" else None, delimiter=delimiter,
             )
             held_out[split] = (other.x, other.y)
+        elif len(idx) == 0:
+            raise AnnkitError(f"dataset.{split}_size gives 0 {split} rows; use a positive size or a dataset.{split} file.")
+        else:
+            held_out[split] = (table.x[idx], table.y[idx])
     k = len(table.classes or table.target_names)
     shaped = shape_training_set(
         train_idx, table.y, task=table.task, k=k, limit_train=limit_train, class_fraction=class_fraction,
         label_noise=label_noise, weights=weights, rng=np.random.default_rng(seed),
     )
-    for split, idx in (("val", val_idx), ("test", test_idx)):
-        if split not in held_out and len(idx) == 0:
-            raise AnnkitError(f"dataset.{split}_size gives 0 {split} rows; use a positive size or a dataset.{split} file.")
-    # all rows of every file, stacked, so that one index set per split addresses them
-    xs, ys = [table.x], [table.y]
-    offset = n
-    parts: list[np.ndarray] = [train_idx, val_idx, test_idx]
-    for i, split in ((1, "val"), (2, "test")):
-        if split in held_out:
-            hx, hy = held_out[split]
-            xs.append(hx)
-            ys.append(hy)
-            parts[i] = np.arange(offset, offset + len(hy))
-            offset += len(hy)
     names = table.classes if table.task in ("classification", "multilabel") else tuple(table.target_names)
-    files = ", ".join(str(f) for f in (main_file, val, test) if f)
     notes = [f"task {table.task} ({table.task_reason})", f"features: {', '.join(table.feature_names)}"]
     if weight_column:
         notes.append(f"sample weights from column {weight_column}")
     return build(
-        np.concatenate(xs), np.concatenate(ys), (parts[0], parts[1], parts[2]), shaped, task=table.task, names=names,
-        features=table.feature_names, standardize_inputs=standardize, source=files, notes=notes, device=device,
+        table.x, shaped, held_out["val"], held_out["test"], task=table.task, names=names, features=table.feature_names,
+        standardize_inputs=standardize, source=", ".join(str(f) for f in (main_file, val, test) if f), notes=notes,
+        device=device,
     )
