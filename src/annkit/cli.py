@@ -23,6 +23,7 @@ from annkit.errors import EXIT_USAGE, did_you_mean, print_error
 # name → (module with a Hydra `main`, one-line description)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("annkit.tasks.train", "Train a network described by config (model, dataset, loss, optimizer, scheduler, trainer)."),
+    "lr-find": ("annkit.tasks.lr_find", "The LR range test: sweep the learning rate, plot loss vs lr, suggest one (and a band)."),
 }
 COMPLETION_FLAGS = ("-sc", "--shell-completion")
 
@@ -31,6 +32,8 @@ EXAMPLES = [
     ("annkit train", "the default Fashion-MNIST recipe"),
     ("annkit train model=logistic trainer.epochs=5", "softmax regression"),
     ("annkit train -m model.activation=relu,tanh", "a sweep: one run per value"),
+    ("annkit lr-find optimizer=sgd", "find a learning rate (plot, suggestion, band)"),
+    ("annkit train optimizer.lr=auto", "run the LR finder first, then train at its suggestion"),
     ("annkit train experiment=xor_tanh", "an experiment from the slides (configs/experiment/)"),
     ("annkit train dataset=csv dataset.path=t.csv dataset.target=y", "your own table"),
     ("annkit train --help", "that subcommand's config groups and keys"),

@@ -240,12 +240,37 @@ def _by_name(node: Any, schemas: Mapping[str, Mapping[str, Any]], group: str) ->
         )
 
 
+LR_FIND_SCHEMA: dict[str, Any] = {
+    "start_lr": number(0.0, lo_open=True),
+    "end_lr": number(0.0, lo_open=True),
+    "steps": integer(10),
+    "mode": choice("exp", "linear"),
+    "repeats": integer(1),
+    "seed": integer(0, 2**32 - 64, nullable=True),
+    "holdout_batches": integer(0),
+    "holdout_every": integer(1),
+    "smooth": number(0.0, lo_open=True),
+    "diverge": number(0.0, lo_open=True),
+    "margin": number(0.0),
+}
+
+
+def check_lr_find(node: Any) -> None:
+    _walk(node, LR_FIND_SCHEMA, "lr_find")
+    if node["start_lr"] >= node["end_lr"]:
+        raise AnnkitError(
+            f"lr_find.start_lr={node['start_lr']:g} must be below lr_find.end_lr={node['end_lr']:g}: the finder raises "
+            f"the learning rate from start_lr to end_lr. Typical: lr_find.start_lr=1e-7 lr_find.end_lr=10."
+        )
+
+
 TRAIN_SCHEMA: dict[str, Any] = {
     "model": check_model,
     "dataset": lambda node: _by_name(node, DATASET_SCHEMAS, "dataset"),
     "loss": lambda node: _by_name(node, LOSS_SCHEMAS, "loss"),
     "optimizer": lambda node: check_optimizer(node),  # against its _target_'s signature
     "scheduler": lambda node: check_scheduler(node),
+    "lr_find": check_lr_find,
     "trainer": {
         "epochs": integer(1),
         "batch_size": integer(1),
@@ -339,8 +364,11 @@ def check_optimizer(node: Any) -> None:
     cls = _target_class(node, "optimizer", torch.optim.Optimizer, "torch.optim.SGD or torch.optim.AdamW")
     _check_kwargs(node, "optimizer", cls, set(), {"params"})
     lr = node.get("lr")
-    if not (_is_num(lr) and lr > 0):
-        raise AnnkitError(f"optimizer.lr={lr!r} is not valid: expected a number > 0, e.g. optimizer.lr=1e-3.")
+    if not (lr == "auto" or _is_num(lr) and lr > 0):
+        raise AnnkitError(
+            f"optimizer.lr={lr!r} is not valid: expected a number > 0, e.g. optimizer.lr=1e-3, or auto (run the LR range "
+            f"test first and train at its suggestion; `annkit lr-find` shows the curve)."
+        )
 
 
 def check_scheduler(node: Any) -> None:
@@ -394,6 +422,9 @@ def dry_run_optimization(optimizer: dict[str, Any], scheduler: dict[str, Any]) -
     """Build the optimizer on a dummy parameter and take two scheduler steps, so that values torch
     only checks when it runs them (betas, nesterov without momentum, step_size=0, …) fail here,
     before any data is read, and not after an epoch of training."""
+    # optimizer.lr=auto (and what interpolates it, e.g. one-cycle's max_lr) stands for the finder's future suggestion
+    optimizer = {k: 1e-3 if v == "auto" else v for k, v in optimizer.items()}
+    scheduler = {k: 1e-3 if v == "auto" else v for k, v in scheduler.items()}
     param = torch.nn.Parameter(torch.zeros(1))
     try:
         opt = instantiate(optimizer, _convert_="all")([param])

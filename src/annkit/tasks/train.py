@@ -12,6 +12,8 @@ import json
 import math
 import platform
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from annkit.config import validate
 from annkit.data import Batcher, Data, load_data
 from annkit.errors import AnnkitError, user_errors
 from annkit.head import Head, check_task_and_loss
-from annkit.loop import EarlyStopping, evaluate, fit
+from annkit.loop import EarlyStopping, Penalty, evaluate, fit, train_step
 from annkit.losses import balanced_class_weights, penalized_weights, sample_weights, weight_penalty
 from annkit.metrics import TASK_METRICS, scalars
 from annkit.models import ACTIVATIONS, MLP, ZERO_GRADIENT, activation_name, count_params, summarize
@@ -166,13 +168,45 @@ def zero_gradient_warning(hidden: list[int], activation: Any) -> str | None:
     )
 
 
-def train(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dict[str, Any]:
-    """Train the configured model; write checkpoints, TensorBoard events and metrics.json into ``run_dir``."""
-    started = time.perf_counter()
-    resolved = validate(cfg)  # every key checked before any data is read
-    console = console or Console()
-    t, d, m, lc = resolved["trainer"], resolved["dataset"], resolved["model"], resolved["loss"]
+@dataclass
+class Setup:
+    """Everything ``train`` and ``lr-find`` build from one resolved config, wired and on the device."""
 
+    resolved: dict[str, Any]
+    device: torch.device
+    amp: torch.dtype | None
+    rng: torch.Generator  # shuffling and augmentation
+    data: Data
+    head: Head
+    class_weights: list[float] | None
+    train_counts: list[int]
+    model: MLP
+    optimizer: torch.optim.Optimizer
+    penalty: Penalty | None
+    train_batches: Batcher
+    val_batches: Batcher
+    test_batches: Batcher
+
+    def step(self) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]:
+        """annkit's training step (:func:`annkit.loop.train_step`, as ``fit`` takes it) on a raw batch,
+        returning the objective it minimised: the weighted data loss plus the L1/L2 penalty."""
+        lc, t = self.resolved["loss"], self.resolved["trainer"]
+        loss_fn = self.head.loss_fn(train=True)
+
+        def objective(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+            loss, reg, _ = train_step(
+                self.model, self.optimizer, self.data.prepare(x, True), y, w, loss_fn=loss_fn,
+                reduction=lc["reduction"], penalty=self.penalty, autocast_dtype=self.amp, grad_clip=t["grad_clip"],
+            )
+            return loss if reg is None else loss + reg
+
+        return objective
+
+
+def build(resolved: dict[str, Any]) -> Setup:
+    """Seed, load the data, and build the head, model, optimizer, penalty and batchers of a validated
+    config. With ``optimizer.lr=auto`` the optimizer starts at lr_find.start_lr (the finder sets it)."""
+    t, d, m, lc = resolved["trainer"], resolved["dataset"], resolved["model"], resolved["loss"]
     device = resolve_device(t["device"])
     seed_everything(t["seed"], t["deterministic"])
     amp = autocast_dtype(t["precision"], device)
@@ -191,77 +225,127 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dic
                     if data.task == "classification" else [])
     class_weights = resolve_class_weights(lc["class_weights"], data, train_counts, d["name"])
     train_w = sample_weights(data.train.y, class_weights, data.train.w)
-    best_metric = task_metric(t["best_metric"], data.task, "trainer.best_metric")
-    stop_metric = task_metric(t["early_stopping"]["metric"], data.task, "trainer.early_stopping.metric")
     if m["norm"] == "batch" and len(data.train) < 2:
         raise AnnkitError(
             f"model.norm=batch needs at least 2 training samples, but the training split holds {len(data.train)}. "
             f"Use more training data, or model.norm=layer / none."
         )
-    in_features = math.prod(data.input_shape)
     model = MLP(
-        in_features, m["hidden"], head.outputs, activation=m["activation"],
+        math.prod(data.input_shape), m["hidden"], head.outputs, activation=m["activation"],
         dropout=m["dropout"], norm=m["norm"], input_dropout=m["input_dropout"],
     ).to(device)
-    optimizer = instantiate(resolved["optimizer"], _convert_="all")(model.parameters())
+    spec = dict(resolved["optimizer"])
+    if spec["lr"] == "auto":
+        spec["lr"] = resolved["lr_find"]["start_lr"]
+    optimizer = instantiate(spec, _convert_="all")(model.parameters())
     penalty = None
     if lc["l1"] or lc["l2"]:
         penalty = partial(weight_penalty, penalized_weights(model), l1=lc["l1"], l2=lc["l2"], m=len(data.train))
-    train_batches = Batcher(data.train.x, data.train.y, t["batch_size"], weights=train_w, shuffle=True, generator=rng)
-    val_batches = Batcher(data.val.x, data.val.y, t["eval_batch_size"])
-    test_batches = Batcher(data.test.x, data.test.y, t["eval_batch_size"])
-    scheduler, interval = build_scheduler(
-        resolved["scheduler"], optimizer, epochs=t["epochs"], steps_per_epoch=len(train_batches)
+    return Setup(
+        resolved=resolved, device=device, amp=amp, rng=rng, data=data, head=head, class_weights=class_weights,
+        train_counts=train_counts, model=model, optimizer=optimizer, penalty=penalty,
+        train_batches=Batcher(data.train.x, data.train.y, t["batch_size"], weights=train_w, shuffle=True, generator=rng),
+        val_batches=Batcher(data.val.x, data.val.y, t["eval_batch_size"]),
+        test_batches=Batcher(data.test.x, data.test.y, t["eval_batch_size"]),
     )
 
-    params, _ = count_params(model)
-    sched_name = "constant lr" if scheduler is None else f"{type(scheduler).__name__} (per {interval})"
+
+def facts(setup: Setup, run_dir: Path, *, optim: str, schedule: str) -> list[tuple[str, str]]:
+    """The header's lines: data, source, model, loss, optimizer, schedule, device, run dir."""
+    t, d, m, lc = (setup.resolved[k] for k in ("trainer", "dataset", "model", "loss"))
+    data, head = setup.data, setup.head
+    in_features = math.prod(data.input_shape)
+    params, _ = count_params(setup.model)
     shape = "×".join(map(str, data.input_shape)) if len(data.input_shape) > 1 else f"{in_features} features"
-    every = t["print_every"] if t["print_every"] != "auto" else max(1, math.ceil(t["epochs"] / 50))
-    reporter = ConsoleReporter(console, task=data.task, penalty=penalty is not None, print_every=every)
-    facts = [
+    return [
         ("data", f"{d['name']}: train {len(data.train):,} · val {len(data.val):,} · test {len(data.test):,} · "
                  f"{shape} · {describe_task(data)}"),
         ("source", data.source),
         *(("", note) for note in data.notes),
         ("model", describe_model(m["hidden"], m["activation"], m["dropout"], m["norm"], in_features, head.outputs)
                   + f" · {params:,} parameters"),
-        ("loss", describe_loss(lc, head, class_weights, data.train.w is not None)),
-        ("optim", f"{type(optimizer).__name__} lr {resolved['optimizer']['lr']:g} · {sched_name}"),
-        ("schedule", f"{t['epochs']} epochs × {len(train_batches)} steps of {t['batch_size']}"),
-        ("device", f"{device} · {'bf16 autocast' if amp else 'fp32'} · torch {torch.__version__} · "
+        ("loss", describe_loss(lc, head, setup.class_weights, data.train.w is not None)),
+        ("optim", optim),
+        ("schedule", schedule),
+        ("device", f"{setup.device} · {'bf16 autocast' if setup.amp else 'fp32'} · torch {torch.__version__} · "
                    f"{torch.get_num_threads()} threads · seed {t['seed']}"),
         ("run dir", shown(run_dir)),
     ]
-    reporter.header(facts, summarize(model, data.input_shape), params)
+
+
+def train(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dict[str, Any]:
+    """Train the configured model; write checkpoints, TensorBoard events and metrics.json into ``run_dir``.
+
+    With ``optimizer.lr=auto`` the LR range test (:mod:`annkit.tasks.lr_find`) runs first on the
+    built model, which it leaves untouched, and training uses its suggestion (and, for a one-cycle
+    schedule whose max_lr follows optimizer.lr, the top of its band as max_lr)."""
+    started = time.perf_counter()
+    resolved = validate(cfg)  # every key checked before any data is read
+    console = console or Console()
+    t = resolved["trainer"]
+    setup = build(resolved)
+    best_metric = task_metric(t["best_metric"], setup.data.task, "trainer.best_metric")
+    stop_metric = task_metric(t["early_stopping"]["metric"], setup.data.task, "trainer.early_stopping.metric")
+    tensorboard = TensorBoardLogger(run_dir / "tb", OmegaConf.to_yaml(cfg, resolve=True))
+    try:
+        return _train(setup, cfg, run_dir, console, tensorboard, started, best_metric, stop_metric)
+    finally:
+        tensorboard.close()
+
+
+def _train(setup: Setup, cfg: DictConfig, run_dir: Path, console: Console, tensorboard: TensorBoardLogger,
+           started: float, best_metric: str, stop_metric: str) -> dict[str, Any]:
+    resolved = setup.resolved
+    t, m, lc = resolved["trainer"], resolved["model"], resolved["loss"]
+    data, head, model, optimizer = setup.data, setup.head, setup.model, setup.optimizer
+    found = None
+    if resolved["optimizer"]["lr"] == "auto":
+        from annkit.tasks.lr_find import apply_suggestion, find_lr
+
+        found = find_lr(setup, console, run_dir, tensorboard)
+        apply_suggestion(setup, found)
+    train_batches = setup.train_batches
+    scheduler, interval = build_scheduler(
+        resolved["scheduler"], optimizer, epochs=t["epochs"], steps_per_epoch=len(train_batches)
+    )
+
+    params, _ = count_params(model)
+    sched_name = "constant lr" if scheduler is None else f"{type(scheduler).__name__} (per {interval})"
+    if isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
+        sched_name += f" to max_lr {resolved['scheduler']['max_lr']:.3g}"
+    every = t["print_every"] if t["print_every"] != "auto" else max(1, math.ceil(t["epochs"] / 50))
+    reporter = ConsoleReporter(console, task=data.task, penalty=setup.penalty is not None, print_every=every)
+    lr_note = f" (lr-find: {found.describe()})" if found is not None else ""
+    reporter.header(
+        facts(setup, run_dir, optim=f"{type(optimizer).__name__} lr {resolved['optimizer']['lr']:.3g}{lr_note} · {sched_name}",
+              schedule=f"{t['epochs']} epochs × {len(train_batches)} steps of {t['batch_size']}"),
+        summarize(model, data.input_shape), params,
+    )
     warnings = [w for w in [zero_gradient_warning(m["hidden"], m["activation"])] if w]
+    if found is not None:
+        warnings += [f"lr-find: {text}" for text in found.problems().values()]
     for note in warnings:
         reporter.warn(note)
 
     meta = {
         "config": resolved,
         "data": {
-            "name": d["name"], "task": data.task, "classes": list(data.names), "input_shape": list(data.input_shape),
-            "preprocessing": data.preprocessing, "output_activation": head.output,
+            "name": resolved["dataset"]["name"], "task": data.task, "classes": list(data.names),
+            "input_shape": list(data.input_shape), "preprocessing": data.preprocessing, "output_activation": head.output,
         },
     }
-    tensorboard = TensorBoardLogger(run_dir / "tb", OmegaConf.to_yaml(cfg, resolve=True))
-    try:
-        result = fit(
-            model, optimizer, train_batches, val_batches, head=head,
-            epochs=t["epochs"], prepare=data.prepare, reduction=lc["reduction"], penalty=penalty,
-            scheduler=scheduler, scheduler_interval=interval, grad_clip=t["grad_clip"],
-            autocast_dtype=amp, best_metric=best_metric,
-            early_stopping=EarlyStopping(stop_metric, t["early_stopping"]["patience"], t["early_stopping"]["min_delta"]),
-            log_every=t["log_every"],
-            # saved first, announced last: a row on screen means its checkpoint is on disk
-            hooks=[CheckpointHook(run_dir / "checkpoints", model, meta), tensorboard, reporter],
-        )
-        model.load_state_dict(result.best_state)
-        test = evaluate(model, test_batches, head=head, prepare=data.prepare, autocast_dtype=amp)
-    except BaseException:
-        tensorboard.close()
-        raise
+    result = fit(
+        model, optimizer, train_batches, setup.val_batches, head=head,
+        epochs=t["epochs"], prepare=data.prepare, reduction=lc["reduction"], penalty=setup.penalty,
+        scheduler=scheduler, scheduler_interval=interval, grad_clip=t["grad_clip"],
+        autocast_dtype=setup.amp, best_metric=best_metric,
+        early_stopping=EarlyStopping(stop_metric, t["early_stopping"]["patience"], t["early_stopping"]["min_delta"]),
+        log_every=t["log_every"],
+        # saved first, announced last: a row on screen means its checkpoint is on disk
+        hooks=[CheckpointHook(run_dir / "checkpoints", model, meta), tensorboard, reporter],
+    )
+    model.load_state_dict(result.best_state)
+    test = evaluate(model, setup.test_batches, head=head, prepare=data.prepare, autocast_dtype=setup.amp)
 
     best = result.history[result.best_epoch - 1]
     metrics: dict[str, Any] = {
@@ -277,17 +361,18 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dic
         "wall_s": time.perf_counter() - started,
         "train_s": result.train_seconds,
         "samples_per_s": result.samples_seen / result.train_seconds,
-        "device": str(device),
-        "precision": "bf16" if amp else "fp32",
+        "device": str(setup.device),
+        "precision": "bf16" if setup.amp else "fp32",
         "params": params,
-        "class_weights": class_weights,
+        "class_weights": setup.class_weights,
         "warnings": warnings,
         "torch": torch.__version__,
         "annkit": __version__,
         "python": platform.python_version(),
-        "data": {"name": d["name"], "source": data.source, "train": len(data.train), "val": len(data.val),
-                 "test": len(data.test), "notes": data.notes,
-                 **({"train_class_counts": dict(zip(data.names, train_counts))} if train_counts else {})},
+        "data": {"name": resolved["dataset"]["name"], "source": data.source, "train": len(data.train),
+                 "val": len(data.val), "test": len(data.test), "notes": data.notes,
+                 **({"train_class_counts": dict(zip(data.names, setup.train_counts))} if setup.train_counts else {})},
+        **({"lr_find": found.summary()} if found is not None else {}),
         "history": result.history,
     }
     final = {f"final/test_{k}": v for k, v in scalars(test).items() if "/" not in k}
