@@ -279,8 +279,9 @@ def plot(found: Found) -> Any:
         if an.smoothed:
             ax.plot(sw.lrs[: len(an.smoothed)], an.smoothed, color=color, lw=2,
                     label="smoothed" + (f" (seed {found.seeds[r]})" if len(found.sweeps) > 1 else ""))
-            lows.append(min(an.smoothed))
-            highs.append(an.start_loss)
+            lowest = int(np.argmin(an.smoothed))
+            lows.append(an.smoothed[lowest])
+            highs.append(max(an.smoothed[: lowest + 1]))
         if sw.holdout:
             ax.plot([sw.lrs[i] for i, _ in sw.holdout], [v for _, v in sw.holdout], "o", color=color, ms=3,
                     label="holdout loss" if r == 0 else None)
@@ -378,11 +379,12 @@ def report(found: Found, console: Console, run_dir: Path, command: str | None) -
     lines.append(Text(f"sweeps stopped: {stops} · {found.seconds:.1f} s"))
     for code, text in found.diagnostics.items():
         lines.append(Text(f"{code}: {text}", style="yellow"))
-    if command and found.suggestion:
-        lines += [Text(""), Text("train with it:", style="bold"), Text(command, style="cyan")]
     lines += [Text(""), Text(f"run dir     {shown(run_dir)} (lr_find.png, lr_find.json, lr_find.csv)"),
               Text(f"tensorboard tensorboard --logdir {logdir_hint(run_dir)}")]
     console.print(Panel(Group(*lines), title="[bold]lr-find", title_align="left", expand=False))
+    if command and found.suggestion:  # outside the panel and unwrapped, so that it copies as one line
+        console.print(Text("train with it:", style="bold"))
+        console.print(Text(command, style="cyan"), soft_wrap=True)
 
 
 def lr_find(cfg: DictConfig, run_dir: Path, console: Console | None = None, overrides: list[str] | None = None) -> Found:
