@@ -61,7 +61,7 @@ def test_lr_find_writes_json_csv_png_and_prints_the_train_line(finder_run):
         assert len(sweep["losses"]) == len(sweep["lrs"]) and len(sweep["smoothed"]) <= len(sweep["lrs"])
         assert sweep["stop"] in ("diverged", "nan", "end")
         assert [h["rung"] for h in sweep["holdout"]] == [i for i in range(3, len(sweep["lrs"]), 4)]
-    assert set(found["rules"]) == {"level", "valley", "steepest", "minimum/10"}
+    assert set(found["rules"]) == {"half_drop", "valley", "steepest", "minimum/10"}
     lo, hi = found["band"]
     assert lo < found["suggestion"] < hi
     assert found["confidence"] in ("high", "medium", "low")

@@ -147,16 +147,35 @@ def test_stop_rule_is_free_of_sign_and_scale(shift, scale):
 # ── suggestion rules ───────────────────────────────────────────────────────────────────────────
 
 
+# the blow-up term 0.05·e^((x − x_half − gap)/0.25) has climbed 10 % of the drop (0.2) at x_half + gap + 0.25·ln 4
+EDGE = -3.0 + 2.0 + 0.25 * math.log(4)
+
+
 @pytest.mark.parametrize("noise, width", [(0.02, 0.3), (0.05, 0.3), (0.1, 0.2), (0.1, 0.5), (0.2, 0.3)])
 def test_half_drop_found_within_a_quarter_decade_over_many_seeds(noise, width):
+    """The issue's known-answer test: with offset 0 the suggestion is the half-drop point."""
     errors = []
     for seed in range(50):
         y = drop_then_blowup(seed, noise=noise, width=width)
         k = online(y)
-        a = analyze(LRS[:k], y[:k])
+        a = analyze(LRS[:k], y[:k], offset=0.0)
         assert a.suggestion is not None, a.diagnostics
-        errors.append(math.log10(a.rules["level"]) - (-3.0))
+        assert a.suggestion == pytest.approx(a.rules["half_drop"])
+        errors.append(math.log10(a.suggestion) - (-3.0))
     assert max(abs(e) for e in errors) <= 0.25, errors
+
+
+@pytest.mark.parametrize("noise, edge_tolerance", [(0.02, 0.1), (0.1, 0.4)])
+def test_default_suggestion_is_one_and_a_half_decades_above_the_half_drop_point(noise, edge_tolerance):
+    """(The edge is read where the loss has climbed 10 % of the drop above its minimum; with noise at 5 %
+    of the drop the noisy minimum moves that level, hence the wider tolerance.)"""
+    for seed in range(30):
+        y = drop_then_blowup(seed, noise=noise)
+        k = online(y)
+        a = analyze(LRS[:k], y[:k])
+        assert not a.capped  # the edge is far: half-drop + 1.5 = −1.5 < edge − 0.25
+        assert abs(math.log10(a.suggestion) - (-1.5)) <= 0.25
+        assert abs(math.log10(a.band[1]) - EDGE) <= edge_tolerance
 
 
 def test_suggestions_ignore_shift_and_scale_of_the_loss():
@@ -172,20 +191,21 @@ def test_negative_losses_work():
     y = drop_then_blowup(1, shift=-3.3)
     k = online(y)
     a = analyze(LRS[:k], y[:k])
-    assert abs(math.log10(a.rules["level"]) + 3.0) <= 0.25
+    assert abs(math.log10(a.rules["half_drop"]) + 3.0) <= 0.25
     assert a.min_loss < -2.5
 
 
 def test_the_suggestion_stays_margin_decades_below_the_edge():
-    """A drop right before the blow-up: the half-drop point is too close to the edge and is capped."""
-    y = drop_then_blowup(0, gap=0.4, width=0.15)
-    k = online(y)
-    free = analyze(LRS[:k], y[:k], margin=0.0)
-    a = analyze(LRS[:k], y[:k], margin=1.0)
-    edge = a.band[1]
-    assert math.log10(edge) - math.log10(free.suggestion) < 1.0  # the half-drop point lies within a decade of the edge
-    assert a.capped and not free.capped
-    assert math.log10(edge) - math.log10(a.suggestion) == pytest.approx(1.0, abs=1e-9)
+    """A blow-up soon after the drop: half-drop + 1.5 decades would be past the edge, so the
+    suggestion is capped exactly `margin` decades below it."""
+    for seed in range(10):
+        y = drop_then_blowup(seed, gap=0.8)
+        k = online(y)
+        a = analyze(LRS[:k], y[:k], margin=0.25)
+        edge = math.log10(a.band[1])
+        assert abs(edge - (-3.0 + 0.8 + 0.25 * math.log(4))) <= 0.25
+        assert a.capped and math.log10(a.rules["half_drop"]) + 1.5 > edge - 0.25
+        assert math.log10(a.suggestion) == pytest.approx(edge - 0.25, abs=1e-9)
 
 
 def test_band_runs_from_onset_to_edge():
@@ -196,8 +216,7 @@ def test_band_runs_from_onset_to_edge():
     # onset: 10 % of the drop, i.e. sigmoid = 0.1 at x_half − width·ln 9
     assert math.log10(onset) == pytest.approx(-3.0 - 0.3 * math.log(9), abs=0.1)
     assert onset < a.suggestion < edge
-    # edge: the smoothed minimum, between the end of the drop and the blow-up
-    assert -2.0 < math.log10(edge) < -0.9
+    assert math.log10(edge) == pytest.approx(EDGE, abs=0.1)
 
 
 def test_nan_tail_is_cut_and_the_rest_analysed():
@@ -205,7 +224,7 @@ def test_nan_tail_is_cut_and_the_rest_analysed():
     y[70:] = np.nan
     a = analyze(LRS, y)
     assert a.used == 70
-    assert abs(math.log10(a.rules["level"]) + 3.0) <= 0.25
+    assert abs(math.log10(a.rules["half_drop"]) + 3.0) <= 0.25
     assert "never_diverged" not in a.diagnostics
 
 

@@ -251,6 +251,7 @@ LR_FIND_SCHEMA: dict[str, Any] = {
     "holdout_every": integer(1),
     "smooth": number(0.0, lo_open=True),
     "diverge": number(0.0, lo_open=True),
+    "offset": number(0.0),
     "margin": number(0.0),
 }
 

@@ -11,14 +11,19 @@ holds the parts that do not read a config:
   on a slope, also at the two ends of the curve.
 * :func:`blew_up` — the stop rule, free of the loss's sign and scale: stop once the median of the
   last 5 losses has climbed back above ``min + diverge × max(start − min, 6 × noise)`` (min and
-  start of the smoothed curve; ``diverge=1``: back where it started). fastai's "4 × the best loss" means nothing for a loss that can be negative
-  or sits at 1e-4. Any NaN/Inf stops at once.
+  start of the smoothed curve; ``diverge=1``: back where it started). fastai's "4 × the best
+  loss" means nothing for a loss that can be negative or sits at 1e-4. Any NaN/Inf stops at once.
 * :func:`analyze` — every suggestion rule as a pure function of (lrs, losses), plus diagnostics.
-  The default rule (``level``) is a level crossing: the lr where half of the smoothed loss drop
-  has happened (the last downward crossing before the minimum), capped ``margin`` decades below
-  the blow-up edge (the lr of the smoothed minimum). The band runs from the onset (10 % of the
-  drop) to the edge: Smith's range for a cyclical / one-cycle schedule. fastai's ``valley``,
-  the steepest slope and minimum/10 are computed from the same smoothed curve for comparison.
+  Landmarks on the smoothed curve, all level crossings (free of the loss's sign and scale): the
+  half-drop point (half of the drop from the start to the minimum has happened), the onset (10 %)
+  and the blow-up edge (past the minimum, the loss has climbed back by 10 % of the drop). The
+  suggestion is ``offset`` decades above the half-drop point (1.5 by default), capped ``margin``
+  decades below the edge (0.25); the band (onset … edge) is Smith's range for a one-cycle
+  max_lr. The half-drop point itself is the most repeatable landmark (its spread over seeds is
+  ~0.05 decade on Fashion-MNIST) but sits where a sweep of a few steps per rung learns, ~1.5
+  decades below the best learning rate of a real run (scripts/lr_find_eval.py measures this; the
+  README quotes it). fastai's ``valley``, the steepest slope and minimum/10 are computed from the
+  same smoothed curve for comparison.
 * :func:`consensus` — the median suggestion of several sweeps and its spread in decades.
 * :func:`sweep` — the loop over the rungs, calling the caller's training step (annkit's own
   :func:`annkit.loop.train_step`), reading the device losses once every few rungs.
@@ -43,6 +48,8 @@ import torch
 from torch import nn
 
 ONSET = 0.1  # the band starts where this share of the loss drop has happened
+RISE = 0.1  # the blow-up edge: past the minimum, the loss has climbed back by this share of the drop
+RULES = ("half_drop", "valley", "steepest", "minimum/10")  # computed beside the suggestion, for comparison
 NOISE_FLOOR = 6.0  # a rise smaller than this many noise σ never counts as a blow-up
 MIN_RUNGS = 10  # rungs before a rise can stop the sweep (the noise needs a few to be measured)
 RECENT = 5  # the stop rule compares the median of the last RECENT raw losses with the smoothed minimum
@@ -167,10 +174,10 @@ class Analysis:
 
     smoothed: list[float]
     used: int  # rungs analysed (up to the first NaN/Inf)
-    suggestion: float | None  # the default rule: half of the drop, capped below the edge
+    suggestion: float | None  # half-drop point + offset decades, capped margin decades below the edge
     band: tuple[float, float] | None  # (onset, edge)
-    rules: dict[str, float | None]  # level, valley, steepest, minimum/10
-    capped: bool  # the half-drop point was above edge / 10^margin and was lowered to it
+    rules: dict[str, float | None]  # half_drop, valley, steepest, minimum/10
+    capped: bool  # half-drop + offset was above edge − margin and was lowered to it
     start_loss: float
     min_loss: float
     drop: float
@@ -185,20 +192,39 @@ class Analysis:
         }
 
 
+def _rise(x: np.ndarray, s: np.ndarray, level: float, start: int) -> float | None:
+    """log10 lr where ``s`` first climbs above ``level`` after index ``start`` (interpolated)."""
+    above = np.nonzero(s[start:] > level)[0]
+    if len(above) == 0:
+        return None
+    j = start + int(above[0])
+    t = (level - s[j - 1]) / (s[j] - s[j - 1])
+    return float(x[j - 1] + t * (x[j] - x[j - 1]))
+
+
 def analyze(
     lrs: Sequence[float],
     losses: Sequence[float],
     *,
     sigma: float = 0.1,
-    margin: float = 0.5,
+    offset: float = 1.5,
+    margin: float = 0.25,
     diverge: float = 1.0,
     fraction: float = 0.5,
 ) -> Analysis:
     """Read the suggestions and diagnostics off one curve of (lr, loss) pairs.
 
-    Only the rungs before the first NaN/Inf loss count. ``fraction`` of the drop from the
-    smoothed start to the smoothed minimum locates the suggestion; ``margin`` (decades) keeps it
-    below the edge. Shifting or scaling all losses by a positive factor changes no lr returned.
+    Only the rungs before the first NaN/Inf loss count. On the smoothed curve, with ``drop`` =
+    start − minimum:
+
+    * ``half_drop``: the last downward crossing of start − ``fraction``·drop before the minimum;
+    * ``edge`` (the blow-up edge): where the loss, past its minimum, has climbed back by
+      :data:`RISE` × drop; the top of the sweep when it never does;
+    * ``onset``: the crossing of start − :data:`ONSET`·drop; the band is (onset, edge);
+    * the suggestion: ``offset`` decades above the half-drop point, capped ``margin`` decades
+      below the edge: ``min(half_drop + offset, edge − margin)`` in log10 lr.
+
+    Shifting the losses, or scaling them by a positive factor, changes no lr returned.
     """
     all_lrs = np.asarray(lrs, dtype=np.float64)
     y = np.asarray(losses, dtype=np.float64)
@@ -206,7 +232,7 @@ def analyze(
     used = int(bad[0]) if len(bad) else len(y)
     x_all = np.log10(all_lrs)
     x, y = x_all[:used], y[:used]
-    empty = {"level": None, "valley": None, "steepest": None, "minimum/10": None}
+    empty: dict[str, float | None] = {name: None for name in RULES}
     if used < 5:
         lr = float(all_lrs[min(used, len(all_lrs) - 1)]) if len(all_lrs) else float("nan")
         return Analysis([], used, None, None, empty, False, math.nan, math.nan, math.nan, math.nan,
@@ -226,28 +252,28 @@ def analyze(
     if snr < SNR_NOISY:
         diagnostics["noisy"] = DIAGNOSTICS["noisy"].format(snr=snr)
 
-    edge = float(x[i_min])
-    level_x = _crossing(x, s, start - fraction * drop, i_min)
-    onset_x = _crossing(x, s, start - ONSET * drop, i_min)
-    level_x = edge if level_x is None else level_x
-    onset_x = float(x[0]) if onset_x is None else min(onset_x, level_x)
-    capped = level_x > edge - margin
-    suggestion_x = max(min(level_x, edge - margin), float(x[0]))
+    minimum = float(x[i_min])
+    edge = _rise(x, s, low + RISE * drop, i_min)
+    edge = float(x[-1]) if edge is None else edge  # no rise before the end (or the NaN): the last rung
+    half = _crossing(x, s, start - fraction * drop, i_min)
+    half = minimum if half is None else half
+    onset = _crossing(x, s, start - ONSET * drop, i_min)
+    onset = float(x[0]) if onset is None else min(onset, half)
+    capped = half + offset > edge - margin
+    suggestion = max(min(half + offset, edge - margin), float(x[0]))
     slope = np.gradient(s, x)
     rules = {
-        "level": 10**suggestion_x,
+        "half_drop": 10**half,
         "valley": float(10 ** x[valley_index(s.tolist())]),
         "steepest": float(10 ** x[int(np.argmin(slope[: i_min + 1]))]),
-        "minimum/10": float(10**edge / 10),
+        "minimum/10": float(10**minimum / 10),
     }
     step = _spacing(x)
-    if suggestion_x - x[0] < 2 * step or slope[0] < -0.5 * drop / max(x[i_min] - x[0], step):
-        # the half-drop point sits on the first rungs, or the curve starts on a steep slope
-        if suggestion_x - x[0] < 2 * step or onset_x - x[0] < step:
-            diagnostics["at_start"] = DIAGNOSTICS["at_start"].format(start=10 ** x[0])
-    if x_all[-1] - suggestion_x < 2 * step:
+    if half - x[0] < 2 * step or onset - x[0] < step:  # the descent was under way at start_lr
+        diagnostics["at_start"] = DIAGNOSTICS["at_start"].format(start=10 ** x[0])
+    if x_all[-1] - suggestion < 2 * step:
         diagnostics["at_end"] = DIAGNOSTICS["at_end"].format(end=10 ** x_all[-1])
-    return Analysis(s.tolist(), used, 10**suggestion_x, (10**onset_x, 10**edge), rules, capped, start, low, drop,
+    return Analysis(s.tolist(), used, 10**suggestion, (10**onset, 10**edge), rules, capped, start, low, drop,
                     noise, diagnostics)
 
 

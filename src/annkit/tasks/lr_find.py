@@ -56,7 +56,7 @@ from annkit.tasks.train import Setup, build, describe_model, facts, finite_or_nu
 from annkit.tracking import TensorBoardLogger, logdir_hint, shown
 
 RULE_NOTES = {
-    "level": "half of the loss drop, capped below the edge (annkit's default)",
+    "half_drop": "where half of the loss drop has happened",
     "valley": "fastai's valley: the longest descent, 1/2 of the way along",
     "steepest": "steepest descent of the smoothed curve",
     "minimum/10": "the lr of the lowest loss, ÷ 10",
@@ -210,7 +210,8 @@ def find_lr(setup: Setup, console: Console, run_dir: Path, tensorboard: TensorBo
                     setup.optimizer, setup.train_batches, rungs, step, sigma=settings["smooth"], diverge=settings["diverge"],
                     holdout=holdout, holdout_every=settings["holdout_every"], batches_per_epoch=per_epoch, on_rung=on_rung,
                 )
-                an = analyze(sw.lrs, sw.losses, sigma=settings["smooth"], margin=settings["margin"], diverge=settings["diverge"])
+                an = analyze(sw.lrs, sw.losses, sigma=settings["smooth"], offset=settings["offset"], margin=settings["margin"],
+                             diverge=settings["diverge"])
                 if sw.epochs > 1:
                     an.diagnostics["out_of_data"] = DIAGNOSTICS["out_of_data"].format(
                         steps=math.ceil(sw.epochs * per_epoch), per_epoch=per_epoch, epochs=f"{sw.epochs:.1f}")
@@ -287,7 +288,8 @@ def plot(found: Found) -> Any:
                     label="holdout loss" if r == 0 else None)
     if found.band:
         ax.axvspan(*found.band, color="tab:green", alpha=0.12, label=f"band {found.band[0]:.2g} … {found.band[1]:.2g}")
-    styles = {"valley": ("tab:purple", ":"), "steepest": ("tab:orange", "-."), "minimum/10": ("tab:gray", "--")}
+    styles = {"half_drop": ("tab:blue", "--"), "valley": ("tab:purple", ":"), "steepest": ("tab:orange", "-."),
+              "minimum/10": ("tab:gray", "--")}
     for name, (color, style) in styles.items():
         if found.rules.get(name):
             ax.axvline(found.rules[name], color=color, ls=style, lw=1, label=f"{name} {found.rules[name]:.2g}")
@@ -361,14 +363,19 @@ def report(found: Found, console: Console, run_dir: Path, command: str | None) -
     if len(found.sweeps) > 1:
         table.add_column("per sweep", justify="right")
     table.add_column("how it is read")
-    for name, lr in found.rules.items():
-        cells = [("[bold]" if name == "level" else "") + name, f"{lr:.3g}" if lr else "–"]
-        if len(found.sweeps) > 1:
-            cells.append(" ".join(f"{a.rules[name]:.2g}" if a.rules[name] else "–" for a in found.analyses))
-        table.add_row(*cells, RULE_NOTES[name])
+    many = len(found.sweeps) > 1
+    s = found.settings
+    rows = [("suggestion", found.suggestion, [a.suggestion for a in found.analyses],
+             f"half-drop + {s['offset']:g} decades, at most edge − {s['margin']:g} (annkit's rule)")]
+    rows += [(name, lr, [a.rules[name] for a in found.analyses], RULE_NOTES[name]) for name, lr in found.rules.items()]
+    for name, lr, each, note in rows:
+        cells = [f"[bold]{name}" if name == "suggestion" else name, f"[bold]{lr:.3g}" if lr and name == "suggestion" else f"{lr:.3g}" if lr else "–"]
+        if many:
+            cells.append(" ".join(f"{v:.2g}" if v else "–" for v in each))
+        table.add_row(*cells, note)
     if found.band:
-        table.add_row("band", f"{found.band[0]:.3g} … {found.band[1]:.3g}", *([""] if len(found.sweeps) > 1 else []),
-                      "onset (10 % of the drop) … edge (lowest loss): a one-cycle max_lr range")
+        table.add_row("band", f"{found.band[0]:.3g} … {found.band[1]:.3g}", *([""] if many else []),
+                      "onset (10 % of the drop) … blow-up edge (the loss back up 10 % of the drop): a one-cycle max_lr range")
     stops = ", ".join(f"{sw.stop} at {sw.lrs[-1]:.2g}" for sw in found.sweeps)
     lines: list[Any] = [table, Text("")]
     if found.suggestion:
