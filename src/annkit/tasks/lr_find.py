@@ -56,10 +56,10 @@ from annkit.tasks.train import Setup, build, describe_model, facts, finite_or_nu
 from annkit.tracking import TensorBoardLogger, logdir_hint, shown
 
 RULE_NOTES = {
-    "half_drop": "where half of the loss drop has happened",
-    "valley": "fastai's valley: the longest descent, 1/2 of the way along",
-    "steepest": "steepest descent of the smoothed curve",
-    "minimum/10": "the lr of the lowest loss, ÷ 10",
+    "half_drop": "half of the loss drop done",
+    "valley": "fastai's valley rule",
+    "steepest": "steepest descent",
+    "minimum/10": "lowest loss ÷ 10",
 }
 
 
@@ -358,15 +358,15 @@ def train_command(overrides: list[str], lr: float) -> str:
 
 def report(found: Found, console: Console, run_dir: Path, command: str | None) -> None:
     table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column("rule")
-    table.add_column("lr", justify="right")
+    table.add_column("rule", no_wrap=True)
+    table.add_column("lr", justify="right", no_wrap=True)
     if len(found.sweeps) > 1:
-        table.add_column("per sweep", justify="right")
+        table.add_column("per sweep", justify="right", no_wrap=True)
     table.add_column("how it is read")
     many = len(found.sweeps) > 1
     s = found.settings
     rows = [("suggestion", found.suggestion, [a.suggestion for a in found.analyses],
-             f"half-drop + {s['offset']:g} decades, at most edge − {s['margin']:g} (annkit's rule)")]
+             f"half-drop +{s['offset']:g} dec, ≤ edge −{s['margin']:g} dec")]
     rows += [(name, lr, [a.rules[name] for a in found.analyses], RULE_NOTES[name]) for name, lr in found.rules.items()]
     for name, lr, each, note in rows:
         cells = [f"[bold]{name}" if name == "suggestion" else name, f"[bold]{lr:.3g}" if lr and name == "suggestion" else f"{lr:.3g}" if lr else "–"]
@@ -375,7 +375,7 @@ def report(found: Found, console: Console, run_dir: Path, command: str | None) -
         table.add_row(*cells, note)
     if found.band:
         table.add_row("band", f"{found.band[0]:.3g} … {found.band[1]:.3g}", *([""] if many else []),
-                      "onset (10 % of the drop) … blow-up edge (the loss back up 10 % of the drop): a one-cycle max_lr range")
+                      "onset … blow-up edge: one-cycle max_lr range")
     stops = ", ".join(f"{sw.stop} at {sw.lrs[-1]:.2g}" for sw in found.sweeps)
     lines: list[Any] = [table, Text("")]
     if found.suggestion:
