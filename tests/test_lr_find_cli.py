@@ -163,18 +163,22 @@ def test_train_lr_auto_equals_training_at_the_suggestion_bit_for_bit(tmp_path):
     assert meta["config"]["optimizer"]["lr"] == lr  # the checkpoint records the number, not "auto"
 
 
-def test_train_lr_auto_with_one_cycle_peaks_at_the_band_top(tmp_path):
+@pytest.mark.parametrize("peak", ["suggestion", "band_top"])
+def test_train_lr_auto_with_one_cycle_peaks_where_asked(tmp_path, peak):
     from annkit.tasks.train import train
 
-    m = train(composed("train", [*PLAYGROUND, "scheduler=onecycle", "trainer.epochs=2", "optimizer.lr=auto", "lr_find.start_lr=1e-4", "trainer.log_every=1",
-                                 "lr_find.steps=40"]), tmp_path, console=quiet())
+    m = train(composed("train", [*PLAYGROUND, "scheduler=onecycle", "trainer.epochs=2", "optimizer.lr=auto",
+                                 "lr_find.start_lr=1e-4", "trainer.log_every=1", "lr_find.steps=40",
+                                 f"lr_find.one_cycle_peak={peak}"]), tmp_path, console=quiet())
     found = m["lr_find"]
+    expected = found["band"][1] if peak == "band_top" else found["suggestion"]
+    assert found["band"][1] > 1.5 * found["suggestion"]  # the two really differ
     _, meta = load_checkpoint(tmp_path / "checkpoints" / "last.safetensors")
-    assert meta["config"]["scheduler"]["max_lr"] == found["band"][1]
+    assert meta["config"]["scheduler"]["max_lr"] == expected
     assert meta["config"]["optimizer"]["lr"] == found["suggestion"]
     events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"scalars": 0}).Reload()
     assert "lr_find/sweep_0/loss" in events.Tags()["scalars"]
-    assert max(e.value for e in events.Scalars("step/lr")) == pytest.approx(found["band"][1], rel=1e-3)
+    assert max(e.value for e in events.Scalars("step/lr")) == pytest.approx(expected, rel=1e-3)
 
 
 def test_tiny_dataset_is_cycled_and_says_so(tmp_path):

@@ -253,6 +253,7 @@ LR_FIND_SCHEMA: dict[str, Any] = {
     "diverge": number(0.0, lo_open=True),
     "offset": number(0.0),
     "margin": number(0.0),
+    "one_cycle_peak": choice("suggestion", "band_top"),
 }
 
 

@@ -242,8 +242,9 @@ def find_lr(setup: Setup, console: Console, run_dir: Path, tensorboard: TensorBo
 
 
 def apply_suggestion(setup: Setup, found: Found) -> None:
-    """Train at the suggestion: set optimizer.lr (and every scheduler value that interpolated it);
-    a one-cycle schedule whose max_lr followed optimizer.lr peaks at the top of the band instead."""
+    """Train at the suggestion: set optimizer.lr and every scheduler value that interpolated it. A
+    one-cycle max_lr that followed optimizer.lr peaks at the suggestion, or at the top of the band
+    with ``lr_find.one_cycle_peak=band_top``."""
     if found.suggestion is None:
         problems = " ".join(found.diagnostics.values())
         raise AnnkitError(
@@ -255,10 +256,10 @@ def apply_suggestion(setup: Setup, found: Found) -> None:
     r["optimizer"]["lr"] = found.suggestion
     set_lr(setup.optimizer, found.suggestion, group_ratios(setup.optimizer))
     sched = r["scheduler"]
-    one_cycle = str(sched.get("_target_", "")).endswith("OneCycleLR")
+    top = r["lr_find"]["one_cycle_peak"] == "band_top" and str(sched.get("_target_", "")).endswith("OneCycleLR")
     for key, value in list(sched.items()):
         if value == "auto":
-            sched[key] = found.band[1] if one_cycle and key == "max_lr" and found.band else found.suggestion
+            sched[key] = found.band[1] if top and key == "max_lr" and found.band else found.suggestion
 
 
 # ── outputs ────────────────────────────────────────────────────────────────────────────────────
