@@ -365,9 +365,9 @@ def sweep(
         read += torch.stack(device_losses[len(read):]).float().tolist()
     if stop == "nan":  # keep the first non-finite value (it marks where the curve ends)
         read = read[: int(np.nonzero(~np.isfinite(read))[0][0]) + 1]
-    held_read = [(i, float(v)) for i, v in zip([i for i, _ in held], torch.stack([v for _, v in held]).tolist())] if held else []
-    per_epoch = batches_per_epoch or taken
-    return Sweep(lrs[: len(read)], read, stop, [(i, v) for i, v in held_read if i < len(read)], taken / per_epoch)
+    values = torch.stack([v for _, v in held]).float().tolist() if held else []  # one host read
+    points = [(i, v) for (i, _), v in zip(held, values) if i < len(read)]
+    return Sweep(lrs[: len(read)], read, stop, points, taken / (batches_per_epoch or taken))
 
 
 # ── leaving no trace ───────────────────────────────────────────────────────────────────────────
