@@ -241,7 +241,7 @@ def analyze(
     i_min = int(np.argmin(s))
     start, low = float(s[0]), float(s[i_min])
     drop = start - low
-    noise = noise_level(y)
+    noise = noise_level(y[: max(i_min + 1, MIN_RUNGS)])  # before the blow-up, whose jumps are not noise
     snr = drop / noise if noise > 0 else (math.inf if drop > 0 else 0.0)
     diagnostics: dict[str, str] = {}
     if not len(bad) and not blew_up(10**x, y, sigma=sigma, diverge=diverge):
