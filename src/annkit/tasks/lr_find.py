@@ -36,12 +36,14 @@ from rich.text import Text
 from annkit import __version__
 from annkit.checkpoint import atomic_write_bytes
 from annkit.config import validate
+from annkit.data import Batcher
 from annkit.errors import AnnkitError, user_errors
 from annkit.loop import autocast
 from annkit.lr_finder import (
     DIAGNOSTICS,
     PROBLEMS,
     Analysis,
+    Holdout,
     Snapshot,
     Sweep,
     analyze,
@@ -117,11 +119,9 @@ def _median_log(values: list[float | None]) -> float | None:
     return 10 ** float(np.median(found)) if found else None
 
 
-def _holdout(setup: Setup, count: int) -> Any:
+def _holdout(setup: Setup, count: int) -> Holdout:
     """() → the plain (unweighted, unsmoothed) mean loss on the first ``count`` validation batches of
     trainer.batch_size, in eval mode: the same fixed samples at every call."""
-    from annkit.data import Batcher
-
     batches = list(itertools.islice(Batcher(setup.data.val.x, setup.data.val.y, setup.resolved["trainer"]["batch_size"]), count))
     loss_fn = setup.head.loss_fn(train=False)
     n = sum(len(y) for _, y, _ in batches)
