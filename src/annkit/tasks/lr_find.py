@@ -15,9 +15,9 @@ import io
 import itertools
 import json
 import math
-import random
 import shlex
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,8 +54,9 @@ from annkit.lr_finder import (
     sweep,
 )
 from annkit.models import count_params, summarize
+from annkit.runtime import seed_everything
 from annkit.tasks.train import Setup, build, describe_model, facts, finite_or_null
-from annkit.tracking import TensorBoardLogger, logdir_hint, shown
+from annkit.tracking import ConsoleReporter, TensorBoardLogger, logdir_hint, shown
 
 RULE_NOTES = {
     "half_drop": "half of the loss drop done",
@@ -166,10 +167,9 @@ def fingerprint(setup: Setup) -> dict[str, Any]:
 
 
 def _reseed(setup: Setup, seed: int) -> None:
-    """One sweep's random streams: shuffling/augmentation, dropout, and Python/NumPy for good measure."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    """One sweep's random streams, seeded as ``train`` seeds a run: Python, NumPy and torch (dropout),
+    and the shuffling/augmentation generator at seed + 1."""
+    seed_everything(seed, setup.resolved["trainer"]["deterministic"])
     setup.rng.manual_seed(seed + 1)
 
 
@@ -362,7 +362,7 @@ def report(found: Found, console: Console, run_dir: Path, command: str | None) -
     table.add_column("rule", no_wrap=True)
     table.add_column("lr", justify="right", no_wrap=True)
     if len(found.sweeps) > 1:
-        table.add_column("per sweep", justify="right", no_wrap=True)
+        table.add_column("sweeps' range", justify="right", no_wrap=True)
     table.add_column("how it is read")
     many = len(found.sweeps) > 1
     s = found.settings
@@ -372,12 +372,14 @@ def report(found: Found, console: Console, run_dir: Path, command: str | None) -
     for name, lr, each, note in rows:
         cells = [f"[bold]{name}" if name == "suggestion" else name, f"[bold]{lr:.3g}" if lr and name == "suggestion" else f"{lr:.3g}" if lr else "–"]
         if many:
-            cells.append(" ".join(f"{v:.2g}" if v else "–" for v in each))
+            found_ = [v for v in each if v]
+            cells.append(f"{min(found_):.2g} … {max(found_):.2g}" if found_ else "–")
         table.add_row(*cells, note)
     if found.band:
         table.add_row("band", f"{found.band[0]:.3g} … {found.band[1]:.3g}", *([""] if many else []),
                       "onset … blow-up edge: one-cycle max_lr range")
-    stops = ", ".join(f"{sw.stop} at {sw.lrs[-1]:.2g}" for sw in found.sweeps)
+    counts = Counter(f"{sw.stop} at {sw.lrs[-1]:.2g}" for sw in found.sweeps)
+    stops = ", ".join(f"{text} (×{n})" if n > 1 else text for text, n in counts.items())
     lines: list[Any] = [table, Text("")]
     if found.suggestion:
         spread = f" · spread {found.spread:.2f} decades over {len(found.sweeps)} sweeps" if found.spread is not None else ""
@@ -406,14 +408,9 @@ def lr_find(cfg: DictConfig, run_dir: Path, console: Console | None = None, over
     finder = (f"{s['steps']} rungs {s['start_lr']:g} → {s['end_lr']:g} ({s['mode']}) × {s['repeats']} sweep(s), seed {seed}"
               + (f", holdout {s['holdout_batches']} batch(es) every {s['holdout_every']}" if s["holdout_batches"] else ""))
     optim = f"{type(setup.optimizer).__name__} (lr swept; other settings as configured)"
-    header = facts(setup, run_dir, optim=optim, schedule=finder)
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold cyan", no_wrap=True)
-    grid.add_column()
-    for label, text in header:
-        grid.add_row("finder" if label == "schedule" else label, text)
-    grid.add_row("layers", " → ".join(layer.kind for layer in summarize(setup.model, setup.data.input_shape)) + f" · {params:,} parameters")
-    console.print(Panel(grid, title="[bold]annkit lr-find", title_align="left", expand=False))
+    header = [("finder" if label == "schedule" else label, text)
+              for label, text in facts(setup, run_dir, optim=optim, schedule=finder)]
+    ConsoleReporter(console, "annkit lr-find").header(header, summarize(setup.model, setup.data.input_shape), params)
     tensorboard = TensorBoardLogger(run_dir / "tb", OmegaConf.to_yaml(cfg, resolve=True))
     try:
         return find_lr(setup, console, run_dir, tensorboard, overrides=overrides or [])

@@ -312,12 +312,12 @@ def _train(setup: Setup, cfg: DictConfig, run_dir: Path, console: Console, tenso
     params, _ = count_params(model)
     sched_name = "constant lr" if scheduler is None else f"{type(scheduler).__name__} (per {interval})"
     if isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
-        sched_name += f" to max_lr {resolved['scheduler']['max_lr']:.3g}"
+        sched_name += f" to max_lr {resolved['scheduler']['max_lr']:g}"
     every = t["print_every"] if t["print_every"] != "auto" else max(1, math.ceil(t["epochs"] / 50))
     reporter = ConsoleReporter(console, task=data.task, penalty=setup.penalty is not None, print_every=every)
     lr_note = f" (lr-find: {found.describe()})" if found is not None else ""
     reporter.header(
-        facts(setup, run_dir, optim=f"{type(optimizer).__name__} lr {resolved['optimizer']['lr']:.3g}{lr_note} · {sched_name}",
+        facts(setup, run_dir, optim=f"{type(optimizer).__name__} lr {resolved['optimizer']['lr']:g}{lr_note} · {sched_name}",
               schedule=f"{t['epochs']} epochs × {len(train_batches)} steps of {t['batch_size']}"),
         summarize(model, data.input_shape), params,
     )
