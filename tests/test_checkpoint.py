@@ -17,10 +17,11 @@ def test_round_trip_is_exact(tmp_path):
     model = MLP(784, [16], 10, norm="batch")
     model(torch.randn(4, 784))  # non-trivial BN running statistics
     path = save_checkpoint(tmp_path / "c.safetensors", model.state_dict(), {"epoch": 3, "config": {"a": [1, 2]}})
-    state, meta = load_checkpoint(path)
+    ckpt = load_checkpoint(path)
+    state, meta = ckpt.model, ckpt.meta
     assert state.keys() == model.state_dict().keys()
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
-    assert meta["epoch"] == 3 and meta["config"] == {"a": [1, 2]} and meta["format"] == "annkit.checkpoint/1"
+    assert meta["epoch"] == 3 and meta["config"] == {"a": [1, 2]} and meta["format"] == "annkit.checkpoint/2"
 
 
 def test_best_is_only_rewritten_on_improvement(tmp_path):
@@ -30,8 +31,10 @@ def test_best_is_only_rewritten_on_improvement(tmp_path):
         with torch.no_grad():
             model.weight.fill_(epoch)
         hook.on_epoch_end({"epoch": epoch, "step": 10 * epoch, "val/loss": 1.0}, is_best=is_best)
-    best, best_meta = load_checkpoint(tmp_path / "best.safetensors")
-    last, last_meta = load_checkpoint(tmp_path / "last.safetensors")
+    ckpt = load_checkpoint(tmp_path / "best.safetensors")
+    best, best_meta = ckpt.model, ckpt.meta
+    ckpt = load_checkpoint(tmp_path / "last.safetensors")
+    last, last_meta = ckpt.model, ckpt.meta
     assert (best_meta["epoch"], last_meta["epoch"]) == (1, 2)
     assert best["weight"].eq(1).all() and last["weight"].eq(2).all()
     assert last_meta["step"] == 20
@@ -47,7 +50,8 @@ def test_a_failed_write_leaves_the_previous_checkpoint_whole(tmp_path, monkeypat
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(path, {"w": torch.zeros(3)}, {"epoch": 2})
     monkeypatch.undo()
-    state, meta = load_checkpoint(path)
+    ckpt = load_checkpoint(path)
+    state, meta = ckpt.model, ckpt.meta
     assert meta["epoch"] == 1 and torch.equal(state["w"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == ["last.safetensors"]  # no temporary file left behind
 
@@ -61,7 +65,7 @@ def test_a_pickle_is_refused_and_its_payload_never_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "evil.safetensors"
     path.write_bytes(pickle.dumps({"w": Payload()}))
-    with pytest.raises(AnnkitError, match="never pickles"):
+    with pytest.raises(AnnkitError, match="never unpickles"):
         load_checkpoint(path)
     assert not (tmp_path / "PWNED").exists()
 

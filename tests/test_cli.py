@@ -201,5 +201,6 @@ def test_ctrl_c_exits_130_without_a_traceback_and_keeps_the_checkpoint(tmp_path,
     assert proc.returncode == 130, out + err
     assert "Traceback" not in err and "interrupted" in err
     (run,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
-    _, meta = load_checkpoint(run / "checkpoints" / "last.safetensors")
+    ckpt = load_checkpoint(run / "checkpoints" / "last.safetensors")
+    _, meta = ckpt.model, ckpt.meta
     assert meta["epoch"] >= 1

@@ -40,7 +40,8 @@ def test_xor_is_learnt_by_two_tanh_units(tmp_path):
     assert m["params"] == 2 * 3 + 3 * 1  # 2 → 2 (tanh) → 1 (sigmoid)
     assert m["test"]["accuracy"] == 1.0 and m["test"]["confusion_matrix"] == [[2, 0], [0, 2]]
     assert "MLP 2 → 2 → 1 (tanh)" in out and "1 output → sigmoid" in out
-    _, meta = load_checkpoint(run / "checkpoints" / "best.safetensors")
+    ckpt = load_checkpoint(run / "checkpoints" / "best.safetensors")
+    _, meta = ckpt.model, ckpt.meta
     assert meta["data"]["task"] == "classification" and meta["data"]["output_activation"] == "sigmoid"
 
 
@@ -53,7 +54,8 @@ def test_step_activation_warns_and_its_layer_never_moves(tmp_path):
     assert "warning: model.activation=heaviside has a derivative of 0 everywhere" in flat
     assert "use sigmoid or tanh to train every layer" in flat
     assert len(m["warnings"]) == 1 and "backpropagation passes no gradient" in m["warnings"][0]
-    state, _ = load_checkpoint(run / "checkpoints" / "last.safetensors")
+    ckpt = load_checkpoint(run / "checkpoints" / "last.safetensors")
+    state, _ = ckpt.model, ckpt.meta
     torch.manual_seed(0)  # trainer.seed=0: the same initial weights as the run
     fresh = MLP(2, [4], 1, "heaviside").state_dict()
     assert torch.equal(state["layers.1.weight"], fresh["layers.1.weight"])  # the hidden layer never moved
@@ -103,7 +105,8 @@ def test_csv_classification_with_string_labels_and_a_weight_column(tmp_path, flo
     assert recall == pytest.approx({n: conf[i, i] / conf[i].sum() for i, n in enumerate(m["names"])})
     assert m["test"]["balanced_accuracy"] == pytest.approx(np.mean(list(recall.values())))
     assert "sample weights from column w" in out and "task classification (string labels)" in out
-    _, meta = load_checkpoint(run / "checkpoints" / "best.safetensors")
+    ckpt = load_checkpoint(run / "checkpoints" / "best.safetensors")
+    _, meta = ckpt.model, ckpt.meta
     prep = meta["data"]["preprocessing"]
     assert prep["features"] == ["petal", "stem"] and prep["standardize"] and len(prep["std"]) == 2
     acc = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0, "tensors": 0})
@@ -130,9 +133,11 @@ def test_csv_regression_reports_mse_mae_r2_and_logs_the_penalty_apart(tmp_path):
     assert set(m["test"]) >= {"loss", "mse", "mae", "r2"} and m["test"]["loss"] == pytest.approx(m["test"]["mse"], rel=1e-5)
     assert m["test"]["r2"] > 0.99  # a linear target, a linear model
     assert m["train"]["penalty"] > 0 and "penalty" in out
-    state, _ = load_checkpoint(run / "checkpoints" / "best.safetensors")
+    ckpt = load_checkpoint(run / "checkpoints" / "best.safetensors")
+    state, _ = ckpt.model, ckpt.meta
     w = state["layers.1.weight"]  # the fitted plane on standardised inputs: w = slope · σ_train
-    _, meta = load_checkpoint(run / "checkpoints" / "best.safetensors")
+    ckpt = load_checkpoint(run / "checkpoints" / "best.safetensors")
+    _, meta = ckpt.model, ckpt.meta
     std = torch.tensor(meta["data"]["preprocessing"]["std"])
     torch.testing.assert_close(w[0] / std, torch.tensor([2.0, -1.0]), atol=0.05, rtol=0)
     acc = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0})

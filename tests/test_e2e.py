@@ -73,7 +73,8 @@ def test_metrics_json(real_run):
 
 def test_best_checkpoint_reproduces_the_test_score(real_run, fashion_dir):
     _, run_dir, m = real_run
-    state, meta = load_checkpoint(run_dir / "checkpoints" / "best.safetensors")
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "best.safetensors")
+    state, meta = ckpt.model, ckpt.meta
     cfg = meta["config"]["model"]
     model = MLP(784, cfg["hidden"], 10, cfg["activation"], cfg["dropout"], cfg["norm"], cfg["input_dropout"])
     device = torch.device(m["device"])  # score where and how the run did: same kernels, same numbers
@@ -90,7 +91,8 @@ def test_best_checkpoint_reproduces_the_test_score(real_run, fashion_dir):
     assert score["accuracy"] == m["test"]["accuracy"]
     assert score["loss"] == pytest.approx(m["test"]["loss"], rel=1e-5)
     assert meta["epoch"] == 1 and meta["data"]["classes"][9] == "Ankle boot"
-    last, _ = load_checkpoint(run_dir / "checkpoints" / "last.safetensors")
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "last.safetensors")
+    last, _ = ckpt.model, ckpt.meta
     assert all(torch.equal(last[k], state[k]) for k in state)  # one epoch: last is best
 
 
@@ -178,7 +180,8 @@ def test_same_seed_same_run_bit_for_bit(tmp_path):
             with initialize_config_module(config_module="annkit.configs", version_base=None):
                 cfg = compose(config_name="train", overrides=[*overrides, f"trainer.seed={seed}"])
             metrics = train(cfg, tmp_path / name, console=Console(file=io.StringIO()))
-            state, _ = load_checkpoint(tmp_path / name / "checkpoints" / "last.safetensors")
+            ckpt = load_checkpoint(tmp_path / name / "checkpoints" / "last.safetensors")
+            state, _ = ckpt.model, ckpt.meta
             timeless = [{k: v for k, v in row.items() if not k.endswith("_s") and k != "samples_per_s"} for row in metrics["history"]]
             runs.append((timeless, state))
     finally:

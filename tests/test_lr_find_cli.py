@@ -157,8 +157,10 @@ def test_train_lr_auto_equals_training_at_the_suggestion_bit_for_bit(tmp_path):
 
     assert timeless(auto["history"]) == timeless(fixed["history"])
     assert auto["history"][0]["lr"] == lr
-    a, meta = load_checkpoint(tmp_path / "auto" / "checkpoints" / "last.safetensors")
-    b, _ = load_checkpoint(tmp_path / "fixed" / "checkpoints" / "last.safetensors")
+    ckpt = load_checkpoint(tmp_path / "auto" / "checkpoints" / "last.safetensors")
+    a, meta = ckpt.model, ckpt.meta
+    ckpt = load_checkpoint(tmp_path / "fixed" / "checkpoints" / "last.safetensors")
+    b, _ = ckpt.model, ckpt.meta
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert meta["config"]["optimizer"]["lr"] == lr  # the checkpoint records the number, not "auto"
 
@@ -173,7 +175,8 @@ def test_train_lr_auto_with_one_cycle_peaks_where_asked(tmp_path, peak):
     found = m["lr_find"]
     expected = found["band"][1] if peak == "band_top" else found["suggestion"]
     assert found["band"][1] > 1.5 * found["suggestion"]  # the two really differ
-    _, meta = load_checkpoint(tmp_path / "checkpoints" / "last.safetensors")
+    ckpt = load_checkpoint(tmp_path / "checkpoints" / "last.safetensors")
+    _, meta = ckpt.model, ckpt.meta
     assert meta["config"]["scheduler"]["max_lr"] == expected
     assert meta["config"]["optimizer"]["lr"] == found["suggestion"]
     events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"scalars": 0}).Reload()

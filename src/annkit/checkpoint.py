@@ -1,17 +1,29 @@
-"""Checkpoints: weights as safetensors with their JSON metadata in the same file, written atomically.
+"""Checkpoints: one safetensors file of weights and training state, with JSON metadata, written atomically.
 
-A checkpoint is one ``.safetensors`` file: the model's ``state_dict`` tensors, plus the
-header metadata key ``annkit`` holding JSON (format, annkit version, epoch, step, metrics,
-preprocessing and the resolved config). Loading it never executes code. Writes go to a
-temporary file in the same folder, are fsync'ed and renamed over the target, so a crash
-mid-write leaves the previous checkpoint whole.
+A checkpoint is one ``.safetensors`` file. Its tensors are
+
+- the model's ``state_dict`` under its own keys (``layers.1.weight`` …), so any safetensors
+  reader gets the weights as they are;
+- with the training state (every checkpoint ``annkit train`` writes), tensors under ``state/``:
+  the optimizer's buffers, the RNG states, the current epoch's permutation, the running sums
+  and the best epoch's weights — see :func:`encode`.
+
+The header metadata key ``annkit`` holds JSON (through :func:`encode`): format, annkit version, epoch, step, metrics, the
+resolved config, the overrides the run was started with, the data's task, class names, input
+shape and preprocessing, and the JSON half of the training state. Loading never executes code:
+safetensors holds raw tensors and the rest is JSON.
+
+Writes go to a temporary file in the same folder, are fsync'ed and renamed over the target
+(then the folder is fsync'ed), so a crash mid-write leaves the previous checkpoint whole.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +35,14 @@ from annkit import __version__
 from annkit.errors import AnnkitError
 from annkit.loop import Hook
 
-FORMAT = "annkit.checkpoint/1"
+FORMAT = "annkit.checkpoint/2"
+READABLE = ("annkit.checkpoint/1", FORMAT)  # /1: weights and meta only (no training state)
 META_KEY = "annkit"
+STATE = "state/"  # prefix of the training-state tensors
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -36,7 +51,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException:  # a second Ctrl-C mid-write included: the temporary file goes, the old file stays
         Path(tmp).unlink(missing_ok=True)
         raise
     try:  # make the rename itself durable
@@ -49,17 +64,221 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         pass
 
 
-def serialize_checkpoint(state_dict: dict[str, torch.Tensor], meta: dict[str, Any]) -> bytes:
-    """The bytes of a checkpoint file: ``state_dict`` (moved to CPU) with ``meta`` (JSON-able)."""
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
+# ── training state: a tree of dicts / lists / numbers / strings / tensors, split into JSON + tensors ──
+
+
+def encode(tree: Any, tensors: dict[str, torch.Tensor], path: str = STATE) -> Any:
+    """``tree`` as JSON-able data; each tensor is moved into ``tensors`` under a key from its path and
+    replaced by ``{"__tensor__": key}``. Dicts with non-string keys (the optimizer's parameter
+    indices) become ``{"__items__": [[key, value], …]}`` so their keys come back as they were."""
+    if isinstance(tree, torch.Tensor):
+        tensors[path] = tree.detach().to("cpu").contiguous()
+        return {"__tensor__": path}
+    if isinstance(tree, dict):
+        if all(isinstance(k, str) for k in tree):
+            return {k: encode(v, tensors, f"{path}{k}/") for k, v in tree.items()}
+        return {"__items__": [[k, encode(v, tensors, f"{path}{k}/")] for k, v in tree.items()]}
+    if isinstance(tree, (list, tuple)):
+        return [encode(v, tensors, f"{path}{i}/") for i, v in enumerate(tree)]
+    if tree is None or isinstance(tree, (bool, int, str)):
+        return tree
+    if isinstance(tree, float):
+        return tree if math.isfinite(tree) else {"__float__": repr(tree)}
+    if type(tree).__module__ == "numpy":
+        return encode(tree.tolist(), tensors, path)
+    raise TypeError(f"cannot store a {type(tree).__name__} in a checkpoint ({path})")
+
+
+def decode(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """The inverse of :func:`encode`."""
+    if isinstance(tree, dict):
+        if "__tensor__" in tree:
+            return tensors[tree["__tensor__"]]
+        if "__items__" in tree:
+            return {k: decode(v, tensors) for k, v in tree["__items__"]}
+        if "__float__" in tree:
+            return float(tree["__float__"])
+        return {k: decode(v, tensors) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [decode(v, tensors) for v in tree]
+    return tree
+
+
+def serialize_checkpoint(model_state: dict[str, torch.Tensor], meta: dict[str, Any], state: Any = None) -> bytes:
+    """The bytes of a checkpoint file: the model's tensors (moved to CPU), ``meta`` and, optionally,
+    the training ``state`` (see :func:`encode`)."""
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model_state.items()}
+    clash = [k for k in tensors if k.startswith(STATE)]
+    if clash:
+        raise ValueError(f"model keys may not start with {STATE!r}: {clash[:3]}")
     header = {"format": FORMAT, "annkit_version": __version__, **meta}
-    return save(tensors, metadata={META_KEY: json.dumps(header)})
+    if state is not None:
+        header["state"] = state
+    return save(tensors, metadata={META_KEY: json.dumps(encode(header, tensors), allow_nan=False)})
 
 
-def save_checkpoint(path: Path, state_dict: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+def save_checkpoint(path: Path, model_state: dict[str, torch.Tensor], meta: dict[str, Any], state: Any = None) -> Path:
     """Write a checkpoint to ``path`` atomically."""
-    atomic_write_bytes(Path(path), serialize_checkpoint(state_dict, meta))
+    atomic_write_bytes(Path(path), serialize_checkpoint(model_state, meta, state))
     return Path(path)
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    model: dict[str, torch.Tensor]  # the weights, under the model's state_dict keys
+    meta: dict[str, Any]
+    state: Any = None  # the decoded training state, when asked for and present
+
+    @property
+    def run_dir(self) -> Path | None:
+        """The run dir the checkpoint belongs to (``<run>/checkpoints/<name>.safetensors``)."""
+        return self.path.parent.parent if self.path.parent.name == "checkpoints" else None
+
+
+def _not_a_checkpoint(path: Path, why: str) -> AnnkitError:
+    return AnnkitError(
+        f"{path} is not an annkit checkpoint: {why}. annkit loads only the .safetensors files its runs write "
+        f"(<run dir>/checkpoints/last.safetensors or best.safetensors); it never unpickles files (a pickle, e.g. a "
+        f"torch.save .pt/.pth file, can run code when loaded). Point at a run's checkpoint, or convert your weights "
+        f"with safetensors.torch.save_file."
+    )
+
+
+def load_checkpoint(path: Path | str, device: str | torch.device = "cpu", *, state: bool = False) -> Checkpoint:
+    """The checkpoint at ``path`` (weights on ``device``; the training state too when ``state``), or a
+    clear :class:`AnnkitError` for a missing, truncated or foreign file. Never executes code."""
+    path = Path(path)
+    if path.is_dir():
+        raise AnnkitError(
+            f"{path} is a folder; give a checkpoint file, e.g. {path / 'checkpoints' / 'best.safetensors'}"
+            + (" (this folder has one)." if (path / "checkpoints" / "best.safetensors").is_file() else ".")
+        )
+    if not path.is_file():
+        raise AnnkitError(
+            f"No checkpoint at {path}. Give the path of a .safetensors file written by annkit, e.g. "
+            f"outputs/train/runs/<time>/checkpoints/best.safetensors (`ls outputs/train/runs` lists the runs)."
+        )
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as f:
+            header = f.metadata() or {}
+            keys = list(f.keys())
+            model = {k: f.get_tensor(k) for k in keys if not k.startswith(STATE)}
+            extra = {k: f.get_tensor(k) for k in keys if k.startswith(STATE)} if state else {}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        size = path.stat().st_size
+        raise _not_a_checkpoint(path, f"it is not a readable safetensors file ({size:,} bytes; {err}); it may be "
+                                      f"truncated (a copy cut short) or of another format") from None
+    if META_KEY not in header:
+        raise _not_a_checkpoint(path, f"it is a safetensors file but has no '{META_KEY}' metadata (another tool wrote it)")
+    try:
+        meta = json.loads(header[META_KEY])
+    except json.JSONDecodeError as err:
+        raise _not_a_checkpoint(path, f"its '{META_KEY}' metadata is not valid JSON ({err})") from None
+    if meta.get("format") not in READABLE:
+        raise AnnkitError(
+            f"{path} has checkpoint format {meta.get('format')!r} (annkit {meta.get('annkit_version')}); this annkit "
+            f"({__version__}) reads {', '.join(READABLE)}. Use the annkit version that wrote it."
+        )
+    saved_state = meta.pop("state", None)
+    return Checkpoint(path=path, model=model, meta=decode(meta, {}),
+                      state=decode(saved_state, extra) if state and saved_state is not None else None)
+
+
+# ── matching weights to a model ─────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class Match:
+    """How a checkpoint's tensors line up with a model's, name by name."""
+
+    loaded: list[str]  # same name, same shape
+    missing: list[str]  # in the model, not in the checkpoint
+    unexpected: list[str]  # in the checkpoint, not in the model
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]  # (name, checkpoint shape, model shape)
+
+    @property
+    def exact(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+
+def match_state(model_state: dict[str, torch.Tensor], saved: dict[str, torch.Tensor]) -> Match:
+    loaded, mismatched = [], []
+    for name, tensor in model_state.items():
+        if name in saved:
+            if tuple(saved[name].shape) == tuple(tensor.shape):
+                loaded.append(name)
+            else:
+                mismatched.append((name, tuple(saved[name].shape), tuple(tensor.shape)))
+    return Match(
+        loaded=loaded,
+        missing=[k for k in model_state if k not in saved],
+        unexpected=[k for k in saved if k not in model_state],
+        mismatched=mismatched,
+    )
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    return "×".join(map(str, shape)) or "scalar"
+
+
+def describe_mismatch(match: Match, limit: int = 4) -> str:
+    """'shapes differ: layers.1.weight 64×784 in the checkpoint vs 1024×784 here; missing: …; unexpected: …'."""
+    parts = []
+    if match.mismatched:
+        shown_ = [f"{n} {shape_text(a)} in the checkpoint vs {shape_text(b)} here" for n, a, b in match.mismatched[:limit]]
+        more = len(match.mismatched) - limit
+        parts.append("shapes differ: " + ", ".join(shown_) + (f" (and {more} more)" if more > 0 else ""))
+    for label, names in (("missing from the checkpoint", match.missing), ("not in this model", match.unexpected)):
+        if names:
+            more = len(names) - limit
+            parts.append(f"{label}: " + ", ".join(names[:limit]) + (f" (and {more} more)" if more > 0 else ""))
+    return "; ".join(parts)
+
+
+def architecture(meta: dict[str, Any]) -> str:
+    """'784 → 64 → 10 MLP (relu, batch norm)' from a checkpoint's metadata."""
+    m, d = meta["config"]["model"], meta["data"]
+    from annkit.head import output_width
+
+    widths = [math.prod(d["input_shape"]), *m["hidden"], output_width(d["task"], len(d["classes"]), meta["config"]["loss"]["name"])]
+    act = m["activation"] if isinstance(m["activation"], str) else m["activation"].get("name")
+    extras = [act] + ([f"{m['norm']} norm"] if m["norm"] != "none" else [])
+    return f"{' → '.join(map(str, widths))} MLP ({', '.join(extras)})"
+
+
+def model_from_meta(meta: dict[str, Any]) -> torch.nn.Module:
+    """The untrained network a checkpoint's metadata describes (its config's model, its data's shape)."""
+    from annkit.head import output_width
+    from annkit.models import MLP
+
+    m, d = meta["config"]["model"], meta["data"]
+    return MLP(
+        math.prod(d["input_shape"]), m["hidden"], output_width(d["task"], len(d["classes"]), meta["config"]["loss"]["name"]),
+        activation=m["activation"], dropout=m["dropout"], norm=m["norm"], input_dropout=m["input_dropout"],
+    )
+
+
+def load_strict(model: torch.nn.Module, ckpt: Checkpoint, what: str) -> None:
+    """Load every weight of ``ckpt`` into ``model``, or explain in one paragraph which tensors do not fit."""
+    match = match_state(model.state_dict(), ckpt.model)
+    if not match.exact:
+        raise AnnkitError(
+            f"{ckpt.path} does not fit {what}: {describe_mismatch(match)}. The checkpoint holds a "
+            f"{architecture(ckpt.meta)}. Use a checkpoint of the same architecture, or, to start a new run from "
+            f"the weights that do fit, model.init_from=<checkpoint> (it loads the matching tensors and lists the rest)."
+        )
+    model.load_state_dict(ckpt.model)
+
+
+def load_model(path: Path | str, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Checkpoint]:
+    """The trained network of a checkpoint, on ``device``, in eval mode, plus the checkpoint."""
+    ckpt = load_checkpoint(path, device)
+    if "config" not in ckpt.meta or "data" not in ckpt.meta:
+        raise _not_a_checkpoint(ckpt.path, "its metadata lacks the config and data sections a run writes")
+    model = model_from_meta(ckpt.meta).to(device)
+    load_strict(model, ckpt, f"the {architecture(ckpt.meta)} its own metadata describes (the file was edited)")
+    return model.eval(), ckpt
 
 
 class CheckpointHook(Hook):
@@ -71,25 +290,6 @@ class CheckpointHook(Hook):
     def on_epoch_end(self, row: dict[str, float], *, is_best: bool) -> None:
         meta = {**self.meta, "epoch": int(row["epoch"]), "step": int(row["step"]), "metrics": row}
         data = serialize_checkpoint(self.model.state_dict(), meta)
-        atomic_write_bytes(self.folder / "last.safetensors", data)
         if is_best:
             atomic_write_bytes(self.folder / "best.safetensors", data)
-
-
-def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """(state_dict, meta) from an annkit checkpoint; a clear error for anything else."""
-    path = Path(path)
-    if not path.is_file():
-        raise AnnkitError(f"No checkpoint at {path}. Give the path of a .safetensors file written by annkit (a run's checkpoints/best.safetensors).")
-    try:
-        with safe_open(str(path), framework="pt", device=str(device)) as f:
-            meta_json = (f.metadata() or {}).get(META_KEY)
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise AnnkitError(
-            f"{path} is not a readable safetensors file ({err}). annkit only loads safetensors "
-            f"checkpoints (never pickles); the file may be truncated or of another format."
-        ) from None
-    if meta_json is None:
-        raise AnnkitError(f"{path} is a safetensors file but not an annkit checkpoint (no '{META_KEY}' metadata).")
-    return tensors, json.loads(meta_json)
+        atomic_write_bytes(self.folder / "last.safetensors", data)

@@ -24,6 +24,8 @@ from annkit.errors import EXIT_USAGE, did_you_mean, print_error
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("annkit.tasks.train", "Train a network described by config (model, dataset, loss, optimizer, scheduler, trainer)."),
     "lr-find": ("annkit.tasks.lr_find", "The LR range test: sweep the learning rate, plot loss vs lr, suggest one (and a band)."),
+    "eval": ("annkit.tasks.evaluate", "Score a checkpoint on a split: metrics, per-class table, confusion matrix, metrics.json."),
+    "predict": ("annkit.tasks.predict", "Predict with a checkpoint on a CSV, an image or a folder of images: predictions.csv."),
 }
 COMPLETION_FLAGS = ("-sc", "--shell-completion")
 
