@@ -192,13 +192,15 @@ def test_same_seed_same_run_bit_for_bit(tmp_path):
     assert not all(torch.equal(state_a[k], state_c[k]) for k in state_a)  # another seed, another run
 
 
-def test_a_diverged_run_still_writes_valid_json(tmp_path, fashion_dir):
+def test_a_diverged_run_with_skip_batch_still_writes_valid_json(tmp_path, fashion_dir):
     proc = run_annkit(
-        "train", "optimizer=sgd", "optimizer.lr=1e6", "scheduler=none", "model.norm=none", "trainer.epochs=1",
-        "dataset.limit_train=1000", f"dataset.root={fashion_dir}", cwd=tmp_path,
+        "train", "optimizer=sgd", "optimizer.lr=1e4", "scheduler=none", "model.norm=none", "model.hidden=[32]",
+        "trainer.epochs=2", "trainer.nan_policy=skip_batch", "dataset.limit_train=1000", f"dataset.root={fashion_dir}", cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "the run diverged" in " ".join(proc.stdout.split())
+    flat = " ".join(proc.stdout.split())
+    assert "the run diverged" in flat
     text = (only_run_dir(tmp_path) / "metrics.json").read_text()
     m = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
-    assert m["train"]["loss"] is None and m["history"][0]["train/loss"] is None
+    assert m["skipped_batches"] >= 1 and m["nan_policy"] == "skip_batch" and m["val"]["loss"] is None
+    assert f"{m['skipped_batches']} batches skipped (loss not finite)" in flat

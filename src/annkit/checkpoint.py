@@ -25,6 +25,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -33,7 +34,7 @@ from safetensors.torch import save
 
 from annkit import __version__
 from annkit.errors import AnnkitError
-from annkit.loop import Hook
+from annkit.loop import FitState, Hook
 
 FORMAT = "annkit.checkpoint/2"
 READABLE = ("annkit.checkpoint/1", FORMAT)  # /1: weights and meta only (no training state)
@@ -129,6 +130,7 @@ class Checkpoint:
     model: dict[str, torch.Tensor]  # the weights, under the model's state_dict keys
     meta: dict[str, Any]
     state: Any = None  # the decoded training state, when asked for and present
+    has_state: bool = False  # the file holds a training state (last.safetensors; not best.safetensors)
 
     @property
     def run_dir(self) -> Path | None:
@@ -145,7 +147,12 @@ def _not_a_checkpoint(path: Path, why: str) -> AnnkitError:
     )
 
 
-def load_checkpoint(path: Path | str, device: str | torch.device = "cpu", *, state: bool = False) -> Checkpoint:
+def peek(path: Path | str) -> Checkpoint:
+    """A checkpoint's metadata alone (no tensors read), with the errors of :func:`load_checkpoint`."""
+    return load_checkpoint(path, weights=False)
+
+
+def load_checkpoint(path: Path | str, device: str | torch.device = "cpu", *, state: bool = False, weights: bool = True) -> Checkpoint:
     """The checkpoint at ``path`` (weights on ``device``; the training state too when ``state``), or a
     clear :class:`AnnkitError` for a missing, truncated or foreign file. Never executes code."""
     path = Path(path)
@@ -163,7 +170,7 @@ def load_checkpoint(path: Path | str, device: str | torch.device = "cpu", *, sta
         with safe_open(str(path), framework="pt", device=str(device)) as f:
             header = f.metadata() or {}
             keys = list(f.keys())
-            model = {k: f.get_tensor(k) for k in keys if not k.startswith(STATE)}
+            model = {k: f.get_tensor(k) for k in keys if not k.startswith(STATE)} if weights else {}
             extra = {k: f.get_tensor(k) for k in keys if k.startswith(STATE)} if state else {}
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         size = path.stat().st_size
@@ -181,7 +188,7 @@ def load_checkpoint(path: Path | str, device: str | torch.device = "cpu", *, sta
             f"({__version__}) reads {', '.join(READABLE)}. Use the annkit version that wrote it."
         )
     saved_state = meta.pop("state", None)
-    return Checkpoint(path=path, model=model, meta=decode(meta, {}),
+    return Checkpoint(path=path, model=model, meta=decode(meta, {}), has_state=saved_state is not None,
                       state=decode(saved_state, extra) if state and saved_state is not None else None)
 
 
@@ -281,15 +288,60 @@ def load_model(path: Path | str, device: str | torch.device = "cpu") -> tuple[to
     return model.eval(), ckpt
 
 
-class CheckpointHook(Hook):
-    """``last.safetensors`` after every epoch, ``best.safetensors`` when the best metric improves."""
+def write_or_explain(path: Path, data: bytes) -> None:
+    """:func:`atomic_write_bytes`, with a disk or permission failure turned into one paragraph."""
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as err:
+        raise AnnkitError(
+            f"Could not write {path}: {err.strerror or err} (errno {err.errno}). The file it would replace, if any, is "
+            f"whole (writes go to a temporary file that is renamed only once complete). Free disk space or fix the "
+            f"folder's permissions, then go on with `annkit train resume={path.parent.parent}`."
+        ) from None
 
-    def __init__(self, folder: Path, model: torch.nn.Module, meta: dict[str, Any]) -> None:
-        self.folder, self.model, self.meta = Path(folder), model, meta
+
+class Checkpointer(Hook):
+    """The run's checkpoints in ``folder``:
+
+    - ``last.safetensors``: weights + the whole training state, after every epoch, every
+      ``trainer.checkpoint.every_n_steps`` steps (``on_save_point``) and when a signal stops the
+      run (:meth:`save`); ``annkit train resume=`` goes on from it;
+    - ``best.safetensors``: the weights of the best epoch so far (no training state: it is for
+      eval, predict, fine-tuning and sharing), written before ``last`` when the metric improves;
+    - ``step-<step>.safetensors``: copies of the ``keep_last`` most recent ``last`` files.
+
+    ``capture()`` returns the training state (optimizer, scheduler, RNGs, the loop's
+    :class:`~annkit.loop.FitState`); ``progress`` is that same FitState, read for the epoch and step.
+    """
+
+    def __init__(
+        self, folder: Path, model: torch.nn.Module, meta: dict[str, Any], capture: Callable[[], dict[str, Any]],
+        progress: FitState, *, keep_last: int = 0,
+    ) -> None:
+        self.folder, self.model, self.meta, self.capture, self.progress = Path(folder), model, meta, capture, progress
+        self.keep_last = keep_last
+
+    def _meta(self, **where: Any) -> dict[str, Any]:
+        return {**self.meta, **where}
+
+    def save(self) -> Path:
+        """Write ``last`` (and its kept copy) for the state as it is now, between two steps."""
+        st = self.progress
+        meta = self._meta(epoch=st.epoch, step=st.step, batch=st.batch, metrics=st.history[-1] if st.history else {})
+        data = serialize_checkpoint(self.model.state_dict(), meta, self.capture())
+        last = self.folder / "last.safetensors"
+        write_or_explain(last, data)
+        if self.keep_last:
+            write_or_explain(self.folder / f"step-{st.step:08d}.safetensors", data)
+            for old in sorted(self.folder.glob("step-*.safetensors"))[: -self.keep_last]:
+                old.unlink()
+        return last
 
     def on_epoch_end(self, row: dict[str, float], *, is_best: bool) -> None:
-        meta = {**self.meta, "epoch": int(row["epoch"]), "step": int(row["step"]), "metrics": row}
-        data = serialize_checkpoint(self.model.state_dict(), meta)
         if is_best:
-            atomic_write_bytes(self.folder / "best.safetensors", data)
-        atomic_write_bytes(self.folder / "last.safetensors", data)
+            meta = self._meta(epoch=int(row["epoch"]), step=int(row["step"]), batch=0, metrics=row)
+            write_or_explain(self.folder / "best.safetensors", serialize_checkpoint(self.model.state_dict(), meta))
+        self.save()
+
+    def on_save_point(self, step: int) -> None:
+        self.save()

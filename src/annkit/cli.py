@@ -3,7 +3,9 @@
 Each subcommand is its own ``@hydra.main`` with its own primary config (``configs/<name>.yaml``),
 so everything Hydra offers (``-m`` sweeps, ``--cfg job``, ``--help``, ``--config-dir``,
 ``-sc install=bash`` completion) works per subcommand. A new subcommand is one entry in
-:data:`SUBCOMMANDS` plus its module in ``annkit.tasks``.
+:data:`SUBCOMMANDS` plus its module in ``annkit.tasks``; a module may define
+``prepare_argv(args) -> args`` to rewrite its command line before Hydra sees it (train's
+``resume=`` does). The run's output folder is checked for writability first.
 
 Shell completion: ``eval "$(annkit -sc install=bash)"`` installs Hydra's completion for the
 ``annkit`` executable. The shell then calls ``annkit -sc query=bash`` with the line typed so
@@ -16,9 +18,10 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from pathlib import Path
 
 from annkit import __version__
-from annkit.errors import EXIT_USAGE, did_you_mean, print_error
+from annkit.errors import EXIT_USAGE, AnnkitError, did_you_mean, print_error, user_errors
 
 # name → (module with a Hydra `main`, one-line description)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -36,6 +39,8 @@ EXAMPLES = [
     ("annkit train -m model.activation=relu,tanh", "a sweep: one run per value"),
     ("annkit lr-find optimizer=sgd", "find a learning rate (plot, suggestion, band)"),
     ("annkit train optimizer.lr=auto", "run the LR finder first, then train at its suggestion"),
+    ("annkit train resume=outputs/train/runs/<time>", "go on with a stopped run (Ctrl-C saves it), exactly where it stopped"),
+    ("annkit train model.init_from=<run>/checkpoints/best.safetensors model.freeze=[0]", "fine-tune: start from a run's weights"),
     ("annkit train experiment=xor_tanh", "an experiment from the slides (configs/experiment/)"),
     ("annkit train dataset=csv dataset.path=t.csv dataset.target=y", "your own table"),
     ("annkit train --help", "that subcommand's config groups and keys"),
@@ -67,8 +72,28 @@ def print_help() -> None:
     console.print("\nRuns are written to outputs/<subcommand>/runs/<time>/; view them with `tensorboard --logdir outputs`.")
 
 
+def check_output_dir(args: list[str]) -> None:
+    """Refuse, before Hydra makes the run dir, an output folder that cannot be created or written."""
+    runs = [a.split("=", 1)[1].strip("'\"") for a in args if a.split("=", 1)[0] in ("hydra.run.dir", "hydra.sweep.dir") and "=" in a]
+    target = Path(runs[-1] if runs else "outputs").absolute()
+    probe = target
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.is_dir() and os.access(probe, os.W_OK | os.X_OK):
+        return
+    why = f"{probe} is a file, not a folder" if probe.exists() and not probe.is_dir() else f"{probe} is not writable"
+    raise AnnkitError(
+        f"annkit cannot write its run to {target}: {why}. Nothing was run. Run annkit from a folder you can write to "
+        f"(runs go to ./outputs/), or pick one with hydra.run.dir=<folder> (hydra.sweep.dir=<folder> for -m)."
+    )
+
+
 def run_subcommand(name: str, args: list[str]) -> None:
     module = importlib.import_module(SUBCOMMANDS[name][0])
+    if not any(a in ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info") or a in COMPLETION_FLAGS for a in args):
+        with user_errors():
+            args = getattr(module, "prepare_argv", lambda a: a)(args)  # e.g. train's resume=
+            check_output_dir(args)
     sys.argv = [sys.argv[0], *args]
     module.main()
 

@@ -35,6 +35,7 @@ METRICS = tuple(dict.fromkeys(f"val/{m}" for names in TASK_METRICS.values() for 
 # (total_steps or T_max), and OneCycleLR's epochs/steps_per_epoch would contradict total_steps
 SCHEDULER_FILLED = {"total_steps", "T_max", "epochs", "steps_per_epoch", "optimizer"}
 SCHEDULER_KEYS = {"interval"}  # annkit's own keys inside the scheduler group
+OPTIMIZER_KEYS = {"head_lr_mult"}  # and inside the optimizer group
 HYDRA_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
 
 
@@ -115,6 +116,11 @@ MODEL_SCHEMA: dict[str, Any] = {
     "input_dropout": PROBABILITY,
     "norm": choice(*NORMS),
     "output_activation": choice("auto", *OUTPUT_ACTIVATIONS),
+    "init_from": Rule(lambda v: v is None or (isinstance(v, str) and v != ""), "a checkpoint path (.safetensors) or null"),
+    "freeze": Rule(
+        lambda v: v is None or v == "all_but_head" or (isinstance(v, list) and len(v) >= 1 and all(_is_int(i) for i in v)),
+        "null, all_but_head, or a list of dense-layer indices, e.g. [0] (the first hidden layer; -1 is the output layer)",
+    ),
 }
 
 SHAPING: dict[str, Any] = {  # the training-split knobs of annkit.data.shaping
@@ -129,6 +135,11 @@ IMAGE_DATASET: dict[str, Any] = {
     "download": BOOL,
     "verify": BOOL,
     "val_size": integer(1),
+    "classes": Rule(
+        lambda v: v is None or (isinstance(v, list) and len(v) >= 2 and all(_is_int(x) or isinstance(x, str) for x in v)
+                                and len(set(map(str, v))) == len(v)),
+        "null, or a list of 2 or more distinct class indices or names, e.g. [0, 1, 2, 3, 4]",
+    ),
     "limit_train": integer(1, nullable=True),
     **SHAPING,
     "sample_weight": PATH_OR_NULL,
@@ -290,7 +301,10 @@ TRAIN_SCHEMA: dict[str, Any] = {
         },
         "log_every": integer(1),
         "print_every": Rule(lambda v: v == "auto" or (_is_int(v) and v >= 1), "auto or a whole number ≥ 1"),
+        "nan_policy": choice("stop", "skip_batch"),
+        "checkpoint": {"every_n_steps": integer(1, nullable=True), "keep_last": integer(0)},
     },
+    "resume": Rule(lambda v: v is None or (isinstance(v, str) and v != ""), "a run dir or a checkpoint path, or null"),
 }
 
 
@@ -364,7 +378,13 @@ def check_optimizer(node: Any) -> None:
     if not isinstance(node, Mapping):
         raise AnnkitError(f"optimizer must be a mapping with _target_, not {node!r}; pick one with optimizer=adamw.")
     cls = _target_class(node, "optimizer", torch.optim.Optimizer, "torch.optim.SGD or torch.optim.AdamW")
-    _check_kwargs(node, "optimizer", cls, set(), {"params"})
+    _check_kwargs(node, "optimizer", cls, OPTIMIZER_KEYS, {"params"})
+    mult = node.get("head_lr_mult")
+    if not (_is_num(mult) and mult > 0):
+        raise AnnkitError(
+            f"optimizer.head_lr_mult={mult!r} is not valid: expected a number > 0 (the output layer trains at "
+            f"optimizer.lr × head_lr_mult; 1 = the same lr). Set it with optimizer.head_lr_mult=10."
+        )
     lr = node.get("lr")
     if not (lr == "auto" or _is_num(lr) and lr > 0):
         raise AnnkitError(
@@ -425,7 +445,7 @@ def dry_run_optimization(optimizer: dict[str, Any], scheduler: dict[str, Any]) -
     only checks when it runs them (betas, nesterov without momentum, step_size=0, …) fail here,
     before any data is read, and not after an epoch of training."""
     # optimizer.lr=auto (and what interpolates it, e.g. one-cycle's max_lr) stands for the finder's future suggestion
-    optimizer = {k: 1e-3 if v == "auto" else v for k, v in optimizer.items()}
+    optimizer = {k: 1e-3 if v == "auto" else v for k, v in optimizer.items() if k not in OPTIMIZER_KEYS}
     scheduler = {k: 1e-3 if v == "auto" else v for k, v in scheduler.items()}
     param = torch.nn.Parameter(torch.zeros(1))
     try:

@@ -16,11 +16,32 @@ import sys
 from collections.abc import Iterable, Iterator
 
 EXIT_USAGE = 2
+EXIT_DIVERGED = 3  # the training loss became NaN/inf (trainer.nan_policy=stop)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 class AnnkitError(Exception):
     """Bad input from the user (config, files, environment), explained in one paragraph."""
+
+    exit_code = EXIT_USAGE
+    label = "error"
+
+
+class TrainingDiverged(AnnkitError):
+    """The loss stopped being finite: what happened, what was kept, what to try."""
+
+    exit_code = EXIT_DIVERGED
+
+
+class Interrupted(AnnkitError):
+    """A run stopped by a signal after saving its state: where it stopped and how to go on."""
+
+    label = "interrupted"
+
+    def __init__(self, message: str, exit_code: int, command: str | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.command = command  # printed on a line of its own, unwrapped, so that it copies whole
 
 
 def did_you_mean(word: str, valid: Iterable[str]) -> str:
@@ -38,29 +59,41 @@ def unknown_name(what: str, value: object, valid: Iterable[str], how: str) -> An
     )
 
 
-def print_error(message: str) -> None:
+def print_error(message: str, label: str = "error") -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    Console(stderr=True, soft_wrap=False).print(f"[bold red]error:[/] {escape(message)}")
+    style = "bold red" if label == "error" else "bold yellow"
+    Console(stderr=True, soft_wrap=False).print(f"[{style}]{label}:[/] {escape(message)}")
 
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn an AnnkitError into a printed paragraph and exit status 2, and Ctrl-C into a one-line
-    note and exit status 130 — no traceback either way (unless HYDRA_FULL_ERROR=1)."""
+    """Turn an AnnkitError into a printed paragraph and its exit status (2 for bad input, 3 for a
+    diverged run, 130/143 for a run stopped by a signal), and a bare Ctrl-C into a one-line note
+    and exit status 130 — no traceback either way (unless HYDRA_FULL_ERROR=1)."""
     try:
         yield
     except AnnkitError as err:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        if os.environ.get("HYDRA_FULL_ERROR") == "1" and not isinstance(err, Interrupted):
             raise
-        logging.getLogger("annkit").error("%s", err)
-        print_error(str(err))
-        sys.exit(EXIT_USAGE)
+        log = logging.getLogger("annkit")
+        if log.hasHandlers():  # the run's log file (not before Hydra has set logging up)
+            log.error("%s", err)
+        print_error(str(err), err.label)
+        command = getattr(err, "command", None)
+        if command:
+            from rich.console import Console
+            from rich.text import Text
+
+            Console(stderr=True).print(Text(f"  {command}", style="cyan"), soft_wrap=True)
+            log.info("go on with: %s", command)
+        sys.exit(err.exit_code)
     except KeyboardInterrupt:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        note = "interrupted: the run stopped; checkpoints/last.safetensors in its run dir holds the last finished epoch, if one finished."
+        note = ("stopped at once. checkpoints/last.safetensors in the run dir, if the run got to write one, is whole "
+                "and holds the last saved state: go on with `annkit train resume=<run dir>`.")
         logging.getLogger("annkit").warning(note)
-        print_error(note)
+        print_error(note, "interrupted")
         sys.exit(EXIT_INTERRUPTED)

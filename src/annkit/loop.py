@@ -9,9 +9,10 @@ penalty and the number of correct predictions; the host reads those sums once ev
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -43,6 +44,19 @@ class Running:
         self.penalty_sum = torch.zeros((), device=device) if penalty else None
         self.hit_sum = torch.zeros((), device=device) if hits else None
         self.count = 0  # known on the host from the batch shapes
+
+    def state(self) -> dict[str, Any]:
+        """The sums as they are (device tensors) and the count: what a mid-epoch checkpoint keeps."""
+        return {"loss_sum": self.loss_sum, "penalty_sum": self.penalty_sum, "hit_sum": self.hit_sum, "count": self.count}
+
+    @classmethod
+    def restore(cls, device: torch.device, state: dict[str, Any]) -> Running:
+        running = cls(device, penalty=state["penalty_sum"] is not None, hits=state["hit_sum"] is not None)
+        for name in ("loss_sum", "penalty_sum", "hit_sum"):
+            if state[name] is not None:
+                setattr(running, name, state[name].to(device, copy=True))
+        running.count = int(state["count"])
+        return running
 
     def add(self, loss: torch.Tensor, n: int, penalty: torch.Tensor | None = None, hits: torch.Tensor | None = None) -> None:
         self.loss_sum.add_(loss, alpha=n)
@@ -87,16 +101,22 @@ def train_step(
     penalty: Penalty | None = None,
     autocast_dtype: torch.dtype | None = None,
     grad_clip: float | None = None,
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    skip_nonfinite: bool = False,
+) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
     """One gradient-descent step on a batch: minimise reduce(ℓ, w) + penalty.
 
-    Returns (data loss, penalty or None, raw outputs), detached, on the device."""
+    Returns (data loss, penalty or None, raw outputs), detached, on the device. With
+    ``skip_nonfinite`` a NaN/±inf objective takes no step and returns None as the loss; that check
+    reads the loss on the host (one sync per step, as AMP's GradScaler does)."""
     with autocast(x.device, autocast_dtype):
         outputs = model(x)
     data_loss = reduce_loss(loss_fn(outputs, y), w, reduction)
     reg = penalty() if penalty is not None else None
+    objective = data_loss if reg is None else data_loss + reg
     optimizer.zero_grad(set_to_none=True)
-    (data_loss if reg is None else data_loss + reg).backward()
+    if skip_nonfinite and not bool(torch.isfinite(objective.detach())):
+        return None, None, outputs.detach()
+    objective.backward()
     if grad_clip is not None:
         nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
@@ -140,11 +160,13 @@ def improved(value: float, best: float | None, mode: str, min_delta: float = 0.0
 class Hook:
     """Receives the loop's events; subclasses override what they need (rich, TensorBoard, checkpoints).
 
-    ``on_log`` gets the training means since the previous log point: ``loss`` (the weighted data
+    ``on_save_point`` comes every ``save_every`` steps, when the state between two steps is known
+    to be finite. ``on_log`` gets the training means since the previous log point: ``loss`` (the weighted data
     loss), plus ``penalty`` when L1/L2 is on and ``accuracy`` when the task has one."""
 
     def on_fit_start(self, *, epochs: int, steps_per_epoch: int) -> None: ...
     def on_step(self, step: int) -> None: ...
+    def on_save_point(self, step: int) -> None: ...
     def on_log(self, *, step: int, epoch: int, lr: float, metrics: dict[str, float]) -> None: ...
     def on_epoch_end(self, row: dict[str, float], *, is_best: bool) -> None: ...
     def on_fit_end(self) -> None: ...
@@ -157,6 +179,45 @@ class EarlyStopping:
     min_delta: float = 0.0
 
 
+NAN_POLICIES = ("stop", "skip_batch")
+
+
+@dataclass
+class FitState:
+    """Where :func:`fit` is, and all it needs to go on from there exactly (mid-epoch included).
+
+    ``fit`` updates it in place after every step, so a checkpoint written by a hook, or after an
+    interrupt, stores the run between two steps. A mid-epoch state keeps the epoch's permutation,
+    the number of batches done, the running sums and the sums at the last log line."""
+
+    epoch: int = 0  # finished epochs
+    step: int = 0  # training steps taken (skipped batches included: the schedule advances)
+    batch: int = 0  # batches done in the unfinished epoch ``epoch + 1``
+    perm: torch.Tensor | None = None  # the unfinished epoch's order (None: not started, or not shuffled)
+    running: dict[str, Any] | None = None  # Running.state() of the unfinished epoch
+    logged: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0])  # its sums at the last log line
+    lr: float = math.nan  # the lr of the last step taken
+    epoch_s: float = 0.0  # training seconds of the unfinished epoch so far
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_value: float | None = None
+    best_epoch: int = 0
+    best_val: dict[str, Any] = field(default_factory=dict)  # the best epoch's full validation report
+    best_state: dict[str, torch.Tensor] = field(default_factory=dict)  # its weights
+    stop_best: float | None = None
+    bad_epochs: int = 0
+    samples: int = 0
+    train_seconds: float = 0.0
+    skipped: int = 0  # batches skipped by nan_policy=skip_batch
+
+    def tree(self) -> dict[str, Any]:
+        """The fields as a plain dict (tensors included, not copied) for a checkpoint."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_tree(cls, tree: dict[str, Any]) -> FitState:
+        return cls(**tree)
+
+
 @dataclass
 class FitResult:
     history: list[dict[str, float]]
@@ -166,6 +227,9 @@ class FitResult:
     stopped_early: bool
     train_seconds: float
     samples_seen: int
+    skipped: int = 0
+    interrupted: bool = False  # should_stop() said so: the state is between two steps, ready to save
+    diverged: dict[str, Any] | None = None  # nan_policy=stop: where the loss stopped being finite
 
 
 def current_lr(optimizer: torch.optim.Optimizer) -> float:
@@ -175,7 +239,7 @@ def current_lr(optimizer: torch.optim.Optimizer) -> float:
 def fit(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    train_batches: Batches,
+    train_batches: Any,
     val_batches: Batches,
     *,
     head: Head,
@@ -191,8 +255,12 @@ def fit(
     early_stopping: EarlyStopping | None = None,
     log_every: int = 50,
     hooks: Sequence[Hook] = (),
+    state: FitState | None = None,
+    nan_policy: str = "stop",
+    should_stop: Callable[[], bool] | None = None,
+    save_every: int | None = None,
 ) -> FitResult:
-    """Train for ``epochs`` passes over ``train_batches``, validating after each.
+    """Train for ``epochs`` passes over ``train_batches`` (a :class:`~annkit.data.Batcher`), validating after each.
 
     Every epoch yields a row ``{"epoch", "step", "train/loss", ["train/penalty"],
     ["train/accuracy"], "val/<metric>" for each scalar of the task's report, "lr", "train_s",
@@ -200,84 +268,147 @@ def fit(
     ``train/*`` are running means over the epoch of the training objective (weighted, with
     dropout, augmentation, label smoothing); ``val/*`` come from :func:`evaluate` in eval mode.
     The weights of the epoch with the best ``best_metric`` are kept (``best_state``, on the device).
+
+    ``state`` (a :class:`FitState`, updated in place) starts the loop where an earlier one stopped.
+    Every ``save_every`` steps, after a host read found the loss finite, hooks get ``on_save_point``
+    (a checkpoint mid-epoch).
+    ``should_stop`` is asked after every step and every epoch (a host flag, set by a signal
+    handler); when it says yes, ``fit`` returns at once with ``interrupted``. ``nan_policy``:
+    ``stop`` finds a NaN/±inf loss at the next host read (every ``log_every`` steps and at the
+    epoch's end; the step is pinned from a device buffer of the interval's losses) and returns with
+    ``diverged`` before any hook sees a non-finite epoch; ``skip_batch`` takes no step on such a
+    batch (a host read per step) and counts it in ``skipped``.
     """
+    if nan_policy not in NAN_POLICIES:
+        raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, not {nan_policy!r}")
     device = next(model.parameters()).device
-    steps_per_epoch = len(train_batches)  # type: ignore[arg-type]
+    steps_per_epoch = len(train_batches)
     loss_fn = head.loss_fn(train=True)
     best_mode = metric_mode(best_metric)
     stop = early_stopping or EarlyStopping()
     stop_mode = metric_mode(stop.metric)
-    history: list[dict[str, float]] = []
-    best_value: float | None = None
-    stop_best: float | None = None
-    best_epoch, bad_epochs, step, samples = 0, 0, 0, 0
-    best_state: dict[str, torch.Tensor] = {}
-    best_val: dict[str, Any] = {}
-    stopped_early = False
-    train_seconds = 0.0
+    st = state if state is not None else FitState()
+    skip = nan_policy == "skip_batch"
+    recent = torch.empty(log_every, device=device)  # this read interval's losses: pins a NaN's step
+    lrs: list[float] = []  # and their learning rates
+    val: dict[str, Any] = st.best_val
+    result_flags: dict[str, Any] = {"stopped_early": False, "interrupted": False, "diverged": None}
+
+    def read(running: Running, epoch: int) -> tuple[float, float, float, int] | None:
+        """The running sums (one host sync); None when a non-finite loss entered them (``diverged`` set)."""
+        sums = running.sums()
+        if math.isfinite(sums[0]) and math.isfinite(sums[1]):
+            lrs.clear()
+            return sums
+        losses = recent[: len(lrs)].tolist()
+        first = next((i for i, v in enumerate(losses) if not math.isfinite(v)), len(losses) - 1)
+        at = st.step - len(lrs) + first + 1
+        result_flags["diverged"] = {"step": at, "epoch": epoch, "batch": at - (epoch - 1) * steps_per_epoch,
+                                    "lr": lrs[first], "loss": losses[first]}
+        return None
+
     for hook in hooks:
         hook.on_fit_start(epochs=epochs, steps_per_epoch=steps_per_epoch)
     model.train()
-    for epoch in range(1, epochs + 1):
-        t0 = time.perf_counter()
-        running = Running(device, penalty=penalty is not None, hits=head.task != "regression")
-        logged = (0.0, 0.0, 0.0, 0)  # running.sums() at the last log line
-        for xb, yb, wb in train_batches:
+    while st.epoch < epochs and not result_flags["stopped_early"]:
+        epoch = st.epoch + 1
+        if st.batch == 0:  # a new epoch (else: go on with the saved one)
+            st.perm = train_batches.permutation()
+            running = Running(device, penalty=penalty is not None, hits=head.task != "regression")
+            st.logged, st.epoch_s = [0.0, 0.0, 0.0, 0], 0.0
+        else:
+            running = Running.restore(device, st.running)
+        st.running = running.state()  # the same device tensors: always current
+        t0 = time.perf_counter() - st.epoch_s
+        for xb, yb, wb in train_batches.epoch(st.perm, st.batch):
             loss, reg, outputs = train_step(
                 model, optimizer, prepare(xb, True), yb, wb, loss_fn=loss_fn, reduction=reduction,
-                penalty=penalty, autocast_dtype=autocast_dtype, grad_clip=grad_clip,
+                penalty=penalty, autocast_dtype=autocast_dtype, grad_clip=grad_clip, skip_nonfinite=skip,
             )
-            running.add(loss, yb.shape[0], reg, head.hits(outputs, yb))
-            lr = current_lr(optimizer)
+            if loss is None:
+                st.skipped += 1
+            else:
+                running.add(loss, yb.shape[0], reg, head.hits(outputs, yb))
+                if not skip:
+                    recent[len(lrs)] = loss
+            st.lr = current_lr(optimizer)
+            lrs.append(st.lr)
             if scheduler is not None and scheduler_interval == "step":
                 scheduler.step()
-            step += 1
+            st.step += 1
+            st.batch += 1
+            st.running["count"] = running.count
+            st.epoch_s = time.perf_counter() - t0
+            save_point = save_every is not None and st.step % save_every == 0
+            if st.step % log_every == 0 or save_point:
+                sums = read(running, epoch)  # host sync, once per log_every (or save_every) steps
+                if sums is None:
+                    break
+                if st.step % log_every == 0:
+                    for hook in hooks:
+                        hook.on_log(step=st.step, epoch=epoch, lr=st.lr, metrics=running.means(sums, tuple(st.logged)))
+                    st.logged = list(sums)
+                if save_point:
+                    for hook in hooks:
+                        hook.on_save_point(st.step)
             for hook in hooks:
-                hook.on_step(step)
-            if step % log_every == 0:
-                sums = running.sums()  # host sync, once per log_every steps
-                for hook in hooks:
-                    hook.on_log(step=step, epoch=epoch, lr=lr, metrics=running.means(sums, logged))
-                logged = sums
-        sums = running.sums()  # the epoch's one host read
+                hook.on_step(st.step)
+            if should_stop is not None and should_stop():
+                if read(running, epoch) is not None:
+                    result_flags["interrupted"] = True
+                break
+        if result_flags["diverged"] or result_flags["interrupted"]:
+            break
+        sums = read(running, epoch)  # the epoch's one host read
+        if sums is None:
+            break
         epoch_train_s = time.perf_counter() - t0
-        if sums[3] > logged[3]:  # steps since the last log line (all of them when an epoch < log_every)
+        if running.count == 0:  # every batch was skipped (nan_policy=skip_batch)
+            result_flags["diverged"] = {"step": st.step, "epoch": epoch, "batch": steps_per_epoch, "lr": st.lr,
+                                        "loss": math.nan, "all_skipped": True}
+            break
+        if sums[3] > st.logged[3]:  # steps since the last log line (all of them when an epoch < log_every)
             for hook in hooks:
-                hook.on_log(step=step, epoch=epoch, lr=lr, metrics=running.means(sums, logged))
-        train_seconds += epoch_train_s
-        samples += running.count
+                hook.on_log(step=st.step, epoch=epoch, lr=st.lr, metrics=running.means(sums, tuple(st.logged)))
+        st.train_seconds += epoch_train_s
+        st.samples += running.count
         val = evaluate(model, val_batches, head=head, prepare=prepare, autocast_dtype=autocast_dtype)
-        row: dict[str, float] = {"epoch": epoch, "step": step}
+        row: dict[str, float] = {"epoch": epoch, "step": st.step}
         row.update({f"train/{k}": v for k, v in running.means(sums).items()})
         row.update({f"val/{k}": v for k, v in scalars(val).items()})
-        row.update(lr=lr, train_s=epoch_train_s, epoch_s=time.perf_counter() - t0, samples_per_s=running.count / epoch_train_s)
+        row.update(lr=st.lr, train_s=epoch_train_s, epoch_s=time.perf_counter() - t0,
+                   samples_per_s=running.count / epoch_train_s)
         if scheduler is not None and scheduler_interval == "epoch":
             scheduler.step()
-        history.append(row)
-        is_best = improved(row[best_metric], best_value, best_mode)
+        st.history.append(row)
+        st.epoch, st.batch, st.perm, st.running, st.epoch_s = epoch, 0, None, None, 0.0
+        is_best = improved(row[best_metric], st.best_value, best_mode)
         if is_best:
-            best_value, best_epoch, best_val = row[best_metric], epoch, val
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            st.best_value, st.best_epoch, st.best_val = row[best_metric], epoch, val
+            st.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if improved(row[stop.metric], st.stop_best, stop_mode, stop.min_delta):
+            st.stop_best, st.bad_epochs = row[stop.metric], 0
+        else:
+            st.bad_epochs += 1
+        result_flags["stopped_early"] = stop.patience is not None and st.bad_epochs >= stop.patience
         for hook in hooks:
             hook.on_epoch_end(row, is_best=is_best)
-        if improved(row[stop.metric], stop_best, stop_mode, stop.min_delta):
-            stop_best, bad_epochs = row[stop.metric], 0
-        else:
-            bad_epochs += 1
-        if stop.patience is not None and bad_epochs >= stop.patience:
-            stopped_early = True
+        if should_stop is not None and should_stop() and st.epoch < epochs and not result_flags["stopped_early"]:
+            result_flags["interrupted"] = True
             break
     for hook in hooks:
         hook.on_fit_end()
-    if not best_state:  # every epoch's metric was NaN: keep the last weights
-        best_epoch, best_val = len(history), val
+    best_state, best_epoch, best_val = st.best_state, st.best_epoch, st.best_val
+    if not best_state and st.history:  # every epoch's metric was NaN: keep the last weights
+        best_epoch, best_val = len(st.history), val
         best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     return FitResult(
-        history=history,
+        history=st.history,
         best_epoch=best_epoch,
         best_state=best_state,
         best_val=best_val,
-        stopped_early=stopped_early,
-        train_seconds=train_seconds,
-        samples_seen=samples,
+        train_seconds=st.train_seconds,
+        samples_seen=st.samples,
+        skipped=st.skipped,
+        **result_flags,
     )

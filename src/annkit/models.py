@@ -132,10 +132,46 @@ class MLP(nn.Module):
             width = h
         layers.append(nn.Linear(width, out_features))
         self.layers = nn.Sequential(*layers)
+        self.frozen: list[int] = []  # dense layers kept fixed (see freeze)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: B×… (flattened to B×in_features) → logits B×out_features."""
         return self.layers(x)
+
+    def dense_layers(self) -> list[list[nn.Module]]:
+        """The network as dense layers 0 … L: each hidden Linear with the norm, activation and dropout
+        after it, then the output Linear (layer L, the head)."""
+        blocks: list[list[nn.Module]] = []
+        for module in self.layers:
+            if isinstance(module, nn.Linear):
+                blocks.append([module])
+            elif blocks:
+                blocks[-1].append(module)
+        return blocks
+
+    def head_prefix(self) -> str:
+        """The state_dict prefix of the output layer, e.g. ``layers.4.``."""
+        return f"layers.{len(self.layers) - 1}."
+
+    def freeze(self, indices: Sequence[int]) -> None:
+        """Keep dense layers ``indices`` fixed: no gradients for their weights, biases, norm and
+        activation parameters, and their batch-norm statistics frozen too (kept in eval mode, as
+        Keras does for a non-trainable BatchNormalization)."""
+        blocks = self.dense_layers()
+        self.frozen = sorted({i % len(blocks) for i in indices})
+        for i in self.frozen:
+            for module in blocks[i]:
+                module.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> MLP:
+        super().train(mode)
+        blocks = self.dense_layers()
+        for i in self.frozen:
+            for module in blocks[i]:
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
 
 
 @dataclass(frozen=True)
@@ -144,6 +180,7 @@ class LayerRow:
     kind: str
     output_shape: tuple[int, ...]
     params: int
+    frozen: bool = False  # it has parameters and none of them trains
 
 
 def summarize(model: nn.Module, input_shape: Sequence[int]) -> list[LayerRow]:
@@ -158,8 +195,9 @@ def summarize(model: nn.Module, input_shape: Sequence[int]) -> list[LayerRow]:
         if len(list(module.children())) == 0:
 
             def hook(mod: nn.Module, _inp: Any, out: torch.Tensor, name: str = name) -> None:
-                params = sum(p.numel() for p in mod.parameters(recurse=False))
-                rows.append(LayerRow(name, type(mod).__name__, tuple(out.shape[1:]), params))
+                own = list(mod.parameters(recurse=False))
+                frozen = bool(own) and not any(p.requires_grad for p in own)
+                rows.append(LayerRow(name, type(mod).__name__, tuple(out.shape[1:]), sum(p.numel() for p in own), frozen))
 
             hooks.append(module.register_forward_hook(hook))
     was_training = model.training

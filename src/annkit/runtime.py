@@ -1,9 +1,13 @@
-"""Where and how a run executes: device, seeds, determinism, precision."""
+"""Where and how a run executes: device, seeds, determinism, precision, random states, stop signals."""
 
 from __future__ import annotations
 
 import os
 import random
+import signal
+import threading
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -65,3 +69,80 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 def generator(device: torch.device, seed: int) -> torch.Generator:
     """A dedicated random stream on ``device`` (shuffling, augmentation), independent of dropout's."""
     return torch.Generator(device=device).manual_seed(seed)
+
+
+def rng_state(generators: Sequence[torch.Generator] = ()) -> dict[str, Any]:
+    """Every random stream a run draws from: Python, NumPy, torch's CPU and CUDA default generators
+    and the given ``torch.Generator`` s (shuffling, augmentation). JSON and tensors (a checkpoint)."""
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": [version, list(internal), gauss],
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "generators": [g.get_state() for g in generators],
+    }
+
+
+def set_rng_state(state: dict[str, Any], generators: Sequence[torch.Generator] = ()) -> None:
+    """Put back what :func:`rng_state` captured, so the next draws are the ones that would have come."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"].cpu())
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    if len(state["generators"]) != len(generators):
+        raise ValueError(f"{len(state['generators'])} saved generator states for {len(generators)} generators")
+    for g, saved in zip(generators, state["generators"]):
+        g.set_state(saved.cpu())
+
+
+class StopSignals:
+    """SIGINT (Ctrl-C) and SIGTERM ask the training loop to stop after the current step.
+
+    Inside ``with StopSignals() as stop:``, the first signal only sets a flag (``stop()`` is then
+    true) and writes one line to stderr; the loop finishes its step, the task saves and exits with
+    128 + the signal's number (130, 143). A second signal stops at once: KeyboardInterrupt for
+    SIGINT, SystemExit(143) for SIGTERM, raised wherever Python is — checkpoint writes are atomic,
+    so the previous file stays whole. Outside the main thread (where Python allows no handlers)
+    it does nothing."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
+
+    def __call__(self) -> bool:
+        return self.signum is not None
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum is not None else ""
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + (self.signum or 0)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
+            os.write(2, f"\n{signal.Signals(signum).name}: stopping after this step and saving checkpoints/last.safetensors"
+                        f" (send it again to stop at once)\n".encode())
+            return
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(128 + signum)

@@ -147,7 +147,7 @@ class ConsoleReporter(Hook):
         model.add_column("params", justify="right")
         for i, layer in enumerate(layers):
             shape = "×".join(str(s) for s in layer.output_shape)
-            model.add_row(str(i), layer.kind, shape, f"{layer.params:,}" if layer.params else "")
+            model.add_row(str(i), layer.kind + (" [dim](frozen)[/]" if layer.frozen else ""), shape, f"{layer.params:,}" if layer.params else "")
             log.info("layer %d %s -> %s params=%d", i, layer.kind, shape, layer.params)
         model.add_row("", "[bold]total", "", f"[bold]{params:,}")
         self.console.print(Panel(Group(grid, Text(""), model), title=f"[bold]{self.title}", title_align="left", expand=False))
@@ -184,10 +184,11 @@ class ConsoleReporter(Hook):
         epoch = int(row["epoch"])
         if epoch % self.print_every == 0 or epoch in (1, self.epochs):
             self.print(_epoch_table(self.columns, cells))
-        if not math.isfinite(row["train/loss"]) and not self.diverged:
+        bad = [k for k in ("train/loss", "val/loss") if not math.isfinite(row[k])]
+        if bad and not self.diverged:
             self.diverged = True  # say it once, not every epoch after
             self.warn(
-                f"the training loss is {row['train/loss']} in epoch {int(row['epoch'])}: the run "
+                f"the {' and '.join(k.replace('/', ' ') for k in bad)} is {row[bad[0]]} in epoch {int(row['epoch'])}: the run "
                 f"diverged. Try a lower optimizer.lr, trainer.grad_clip=1.0, or model.norm=batch."
             )
         log.info("epoch %s", " ".join(f"{c[0] or 'best'}={cell}" for c, cell in zip(self.columns, cells)))
@@ -214,6 +215,8 @@ class ConsoleReporter(Hook):
         if per_class:
             parts += [Text(""), *per_class]
         stopped = " (stopped early)" if metrics.get("stopped_early") else ""
+        if metrics.get("skipped_batches"):
+            stopped += f" · {metrics['skipped_batches']} batches skipped (loss not finite)"
         lines = [
             f"best epoch {metrics['best_epoch']} of {metrics['epochs']}{stopped} · "
             f"{metrics['wall_s']:.1f} s wall · {metrics['samples_per_s']:,.0f} samples/s on {metrics['device']}",
@@ -279,12 +282,17 @@ class TensorBoardLogger(Hook):
 
     RENAMED = {"lr": "epoch/lr", "train_s": "time/train_s", "epoch_s": "time/epoch_s", "samples_per_s": "time/samples_per_s"}
 
-    def __init__(self, log_dir: Path, config_yaml: str) -> None:
+    def __init__(self, log_dir: Path, config_yaml: str, purge_step: int | None = None) -> None:
+        """``purge_step``: a resumed run's first step. TensorBoard then hides the events an earlier
+        process wrote at that step or later (after its last checkpoint), so curves do not double."""
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(log_dir=str(log_dir))
-        # four-space indent = a markdown code block in TensorBoard's text tab
-        self.writer.add_text("config", "\n".join("    " + line for line in config_yaml.splitlines()), 0)
+        self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
+        if purge_step is None:  # four-space indent = a markdown code block in TensorBoard's text tab
+            self.writer.add_text("config", "\n".join("    " + line for line in config_yaml.splitlines()), 0)
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        self.writer.add_scalar(tag, value, step)
 
     def on_log(self, *, step: int, epoch: int, lr: float, metrics: dict[str, float]) -> None:
         for name, value in metrics.items():

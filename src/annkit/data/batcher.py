@@ -47,17 +47,26 @@ class Batcher:
     def __len__(self) -> int:
         return len(self.bounds)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
-        w = self.w
+    def permutation(self) -> torch.Tensor | None:
+        """The order of the next pass: a fresh ``randperm`` from the generator when shuffling, else None."""
         if not self.shuffle:
-            for start, stop in self.bounds:
-                yield self.x[start:stop], self.y[start:stop], None if w is None else w[start:stop]
-            return
-        perm = torch.randperm(len(self.y), device=self.y.device, generator=self.generator)
-        for start, stop in self.bounds:
-            idx = perm[start:stop]
+            return None
+        return torch.randperm(len(self.y), device=self.y.device, generator=self.generator)
+
+    def epoch(self, perm: torch.Tensor | None, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """Batches ``start``, ``start`` + 1, … of one pass in the order ``perm`` (None: file order).
+        A pass stopped after batch k continues exactly with ``epoch(perm, k)``."""
+        w = self.w
+        for begin, stop in self.bounds[start:]:
+            if perm is None:
+                yield self.x[begin:stop], self.y[begin:stop], None if w is None else w[begin:stop]
+                continue
+            idx = perm[begin:stop]
             # index_select: ~5× cheaper than x[idx] for a uint8 batch on CPU (4 µs vs 18 µs)
             yield self.x.index_select(0, idx), self.y.index_select(0, idx), None if w is None else w.index_select(0, idx)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        return self.epoch(self.permutation())
 
 
 def augment(

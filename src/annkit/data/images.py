@@ -24,6 +24,7 @@ def load_image_data(
     val_size: int,
     limit_train: int | None,
     augment: dict[str, Any],
+    classes: list[int | str] | None = None,
     class_fraction: list[float] | None = None,
     label_noise: dict[str, float] | None = None,
     sample_weight: str | None = None,
@@ -39,6 +40,9 @@ def load_image_data(
     spec = dataset_spec(name)
     files = locate(name, root, search, download)
     arrays = load_arrays(files, spec, verify)
+    names = spec.classes
+    if classes is not None:
+        arrays, names = select_classes(arrays, names, classes, name)
     images, labels = arrays["train_images"], arrays["train_labels"].astype(np.int64)
     if val_size >= len(labels):
         raise AnnkitError(
@@ -48,7 +52,7 @@ def load_image_data(
     train_idx, val_idx = split_train_val(len(labels), val_size, seed)
     weights = None if sample_weight is None else read_weight_file(sample_weight, len(labels), f"{files['train_labels'].name}")
     shaped = shape_training_set(
-        train_idx, labels, task="classification", k=len(spec.classes), limit_train=limit_train,
+        train_idx, labels, task="classification", k=len(names), limit_train=limit_train,
         class_fraction=class_fraction, label_noise=label_noise, weights=weights,
         rng=np.random.default_rng(seed),
     )
@@ -64,9 +68,37 @@ def load_image_data(
         val=Split(put(images[val_idx], torch.uint8), put(labels[val_idx], torch.int64)),
         test=Split(put(arrays["test_images"], torch.uint8), put(arrays["test_labels"], torch.int64)),
         task="classification",
-        names=spec.classes,
+        names=names,
         prepare=Preprocess(mean, std, hflip=augment["hflip"], shift=augment["shift"], generator=generator),
         source=str(files["train_images"].parent),
         preprocessing={"kind": "image", "mean": mean, "std": std},
-        notes=shaped.notes,
+        notes=([f"classes {', '.join(names)} only (dataset.classes), numbered 0 … {len(names) - 1}"] if classes is not None else [])
+        + shaped.notes,
     )
+
+
+def select_classes(
+    arrays: dict[str, np.ndarray], names: tuple[str, ...], chosen: list[int | str], dataset: str
+) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
+    """Keep only the samples of the ``chosen`` classes (indices or names, in the order given) in
+    both files; their labels become 0 … len(chosen) − 1 in that order."""
+    index = []
+    for c in chosen:
+        i = names.index(c) if isinstance(c, str) and c in names else c
+        if not isinstance(i, int) or not 0 <= i < len(names):
+            listing = ", ".join(f"{j} {n}" for j, n in enumerate(names))
+            raise AnnkitError(
+                f"dataset.classes names {c!r}, which is not a class of {dataset}. Its classes: {listing}. "
+                f"Give indices or exact names, e.g. dataset.classes=[0,1,2,3,4]."
+            )
+        index.append(i)
+    if len(set(index)) != len(index):
+        raise AnnkitError(f"dataset.classes={chosen} names a class twice; give each class once.")
+    remap = np.full(len(names), -1, dtype=np.int64)
+    remap[index] = np.arange(len(index))
+    out = {}
+    for split in ("train", "test"):
+        new = remap[arrays[f"{split}_labels"].astype(np.int64)]
+        keep = new >= 0
+        out[f"{split}_images"], out[f"{split}_labels"] = arrays[f"{split}_images"][keep], new[keep]
+    return out, tuple(names[i] for i in index)

@@ -400,6 +400,11 @@ def report(found: Found, console: Console, run_dir: Path, command: str | None) -
 def lr_find(cfg: DictConfig, run_dir: Path, console: Console | None = None, overrides: list[str] | None = None) -> Found:
     """The ``annkit lr-find`` task: build as ``train`` would, sweep, report; the model is left as built."""
     resolved = validate(cfg)
+    if resolved["resume"] is not None:
+        raise AnnkitError(
+            f"resume={resolved['resume']} goes on with a training run; annkit lr-find starts no run to resume. "
+            f"Use `annkit train resume=…`, or drop resume= from the lr-find command."
+        )
     console = console or Console()
     setup = build(resolved)
     s, t = resolved["lr_find"], resolved["trainer"]

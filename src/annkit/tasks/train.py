@@ -13,7 +13,7 @@ import math
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,19 +24,21 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
+from rich.table import Table
 
 from annkit import __version__
-from annkit.checkpoint import CheckpointHook, atomic_write_bytes
+from annkit.checkpoint import Checkpoint, Checkpointer, atomic_write_bytes, load_checkpoint, load_strict, peek
 from annkit.config import validate
 from annkit.data import Batcher, Data, load_data
-from annkit.errors import AnnkitError, user_errors
+from annkit.errors import AnnkitError, Interrupted, TrainingDiverged, user_errors
+from annkit.finetune import InitReport, init_from, param_groups, report_markdown, resolve_freeze
 from annkit.head import Head, check_task_and_loss
-from annkit.loop import EarlyStopping, Penalty, evaluate, fit, train_step
+from annkit.loop import EarlyStopping, FitState, Penalty, evaluate, fit, train_step
 from annkit.losses import balanced_class_weights, penalized_weights, sample_weights, weight_penalty
 from annkit.metrics import TASK_METRICS, scalars
 from annkit.models import ACTIVATIONS, MLP, ZERO_GRADIENT, activation_name, count_params, summarize
-from annkit.runtime import autocast_dtype, generator, resolve_device, seed_everything
-from annkit.tracking import ConsoleReporter, TensorBoardLogger, confusion_markdown, shown
+from annkit.runtime import StopSignals, autocast_dtype, generator, resolve_device, rng_state, seed_everything, set_rng_state
+from annkit.tracking import ConsoleReporter, TensorBoardLogger, confusion_markdown, flatten, shown
 
 
 def build_scheduler(
@@ -45,7 +47,9 @@ def build_scheduler(
     """The scheduler of ``spec`` (validated, resolved) and its interval (step | epoch).
 
     annkit passes the length of the schedule: ``total_steps`` (OneCycleLR) or ``T_max``
-    (CosineAnnealingLR) = epochs × steps per epoch, or epochs when ``interval=epoch``.
+    (CosineAnnealingLR) = epochs × steps per epoch, or epochs when ``interval=epoch``. With
+    several parameter groups (``optimizer.head_lr_mult``), OneCycleLR's max_lr becomes one per
+    group, scaled by each group's ``lr_mult``.
     """
     spec = dict(spec)
     interval = spec.pop("interval")
@@ -54,8 +58,11 @@ def build_scheduler(
     length = epochs * steps_per_epoch if interval == "step" else epochs
     cls = get_class(spec["_target_"])
     params = inspect.signature(cls).parameters
-    filled = {name: length for name in ("total_steps", "T_max") if name in params}
+    filled: dict[str, Any] = {name: length for name in ("total_steps", "T_max") if name in params}
     if issubclass(cls, torch.optim.lr_scheduler.OneCycleLR):
+        if len(optimizer.param_groups) > 1 and isinstance(spec.get("max_lr"), (int, float)):
+            # a head at optimizer.head_lr_mult × lr peaks at max_lr × the same factor
+            filled["max_lr"] = [spec.pop("max_lr") * g.get("lr_mult", 1.0) for g in optimizer.param_groups]
         # torch's one-cycle needs a warm-up phase of ≥ 1 whole step: pct_start·total ≥ 2, else it divides by 0
         pct = spec.get("pct_start", params["pct_start"].default)
         if pct * length < 2:
@@ -186,6 +193,8 @@ class Setup:
     train_batches: Batcher
     val_batches: Batcher
     test_batches: Batcher
+    init: InitReport | None = None  # what model.init_from loaded
+    frozen: list[int] = field(default_factory=list)  # dense layers kept fixed (model.freeze)
 
     def step(self) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]:
         """annkit's training step (:func:`annkit.loop.train_step`, as ``fit`` takes it) on a raw batch,
@@ -198,14 +207,17 @@ class Setup:
                 self.model, self.optimizer, self.data.prepare(x, True), y, w, loss_fn=loss_fn,
                 reduction=lc["reduction"], penalty=self.penalty, autocast_dtype=self.amp, grad_clip=t["grad_clip"],
             )
+            assert loss is not None  # no skipping here
             return loss if reg is None else loss + reg
 
         return objective
 
 
-def build(resolved: dict[str, Any]) -> Setup:
-    """Seed, load the data, and build the head, model, optimizer, penalty and batchers of a validated
-    config. With ``optimizer.lr=auto`` the optimizer starts at lr_find.start_lr (the finder sets it)."""
+def build(resolved: dict[str, Any], *, load_init: bool = True) -> Setup:
+    """Seed, load the data, and build the head, model (with ``model.init_from`` and ``model.freeze``),
+    optimizer, penalty and batchers of a validated config. With ``optimizer.lr=auto`` the optimizer
+    starts at lr_find.start_lr (the finder sets it). ``load_init=False`` skips init_from (a resumed
+    run loads its own weights)."""
     t, d, m, lc = resolved["trainer"], resolved["dataset"], resolved["model"], resolved["loss"]
     device = resolve_device(t["device"])
     seed_everything(t["seed"], t["deterministic"])
@@ -234,10 +246,15 @@ def build(resolved: dict[str, Any]) -> Setup:
         math.prod(data.input_shape), m["hidden"], head.outputs, activation=m["activation"],
         dropout=m["dropout"], norm=m["norm"], input_dropout=m["input_dropout"],
     ).to(device)
+    init = init_from(model, m["init_from"], data.names, device) if m["init_from"] and load_init else None
+    frozen = resolve_freeze(m["freeze"], model)
+    if frozen:
+        model.freeze(frozen)
     spec = dict(resolved["optimizer"])
+    head_lr_mult = spec.pop("head_lr_mult")
     if spec["lr"] == "auto":
         spec["lr"] = resolved["lr_find"]["start_lr"]
-    optimizer = instantiate(spec, _convert_="all")(model.parameters())
+    optimizer = instantiate(spec, _convert_="all")(param_groups(model, spec["lr"], head_lr_mult))
     penalty = None
     if lc["l1"] or lc["l2"]:
         penalty = partial(weight_penalty, penalized_weights(model), l1=lc["l1"], l2=lc["l2"], m=len(data.train))
@@ -247,6 +264,7 @@ def build(resolved: dict[str, Any]) -> Setup:
         train_batches=Batcher(data.train.x, data.train.y, t["batch_size"], weights=train_w, shuffle=True, generator=rng),
         val_batches=Batcher(data.val.x, data.val.y, t["eval_batch_size"]),
         test_batches=Batcher(data.test.x, data.test.y, t["eval_batch_size"]),
+        init=init, frozen=frozen,
     )
 
 
@@ -255,15 +273,19 @@ def facts(setup: Setup, run_dir: Path, *, optim: str, schedule: str) -> list[tup
     t, d, m, lc = (setup.resolved[k] for k in ("trainer", "dataset", "model", "loss"))
     data, head = setup.data, setup.head
     in_features = math.prod(data.input_shape)
-    params, _ = count_params(setup.model)
+    params, trainable = count_params(setup.model)
     shape = "×".join(map(str, data.input_shape)) if len(data.input_shape) > 1 else f"{in_features} features"
+    counted = f"{params:,} parameters" + (
+        f" ({trainable:,} trainable, {params - trainable:,} frozen: layer{'s' if len(setup.frozen) > 1 else ''} "
+        f"{', '.join(map(str, setup.frozen))})" if setup.frozen else "")
     return [
         ("data", f"{d['name']}: train {len(data.train):,} · val {len(data.val):,} · test {len(data.test):,} · "
                  f"{shape} · {describe_task(data)}"),
         ("source", data.source),
         *(("", note) for note in data.notes),
         ("model", describe_model(m["hidden"], m["activation"], m["dropout"], m["norm"], in_features, head.outputs)
-                  + f" · {params:,} parameters"),
+                  + f" · {counted}"),
+        *([("init", setup.init.describe())] if setup.init is not None else []),
         ("loss", describe_loss(lc, head, setup.class_weights, data.train.w is not None)),
         ("optim", optim),
         ("schedule", schedule),
@@ -273,28 +295,201 @@ def facts(setup: Setup, run_dir: Path, *, optim: str, schedule: str) -> list[tup
     ]
 
 
-def train(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dict[str, Any]:
+# ── resume ──────────────────────────────────────────────────────────────────────────────────────
+
+# Config keys a resumed run may change: where the data lives, the device, and how the run is watched
+# and saved. Everything else (model, data, loss, optimizer, schedule, seed, batch size …) is the
+# checkpoint's: changing it would not continue the run but start another.
+RESUME_MAY_CHANGE = (
+    "resume", "trainer.epochs", "trainer.device", "trainer.eval_batch_size", "trainer.log_every", "trainer.print_every",
+    "trainer.nan_policy", "trainer.checkpoint.", "trainer.early_stopping.patience", "trainer.early_stopping.min_delta",
+    "dataset.root", "dataset.search", "dataset.download", "dataset.verify", "lr_find.",
+)
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _quoted(value: str) -> str:
+    """A path as a Hydra override value (quoted, so that '=', ',' or spaces in it stay text)."""
+    return f"'{value}'" if "'" not in value else f'"{value}"'
+
+
+def resume_checkpoint(value: str) -> Path:
+    """The checkpoint that ``resume=<value>`` means: ``<run dir>/checkpoints/last.safetensors`` for a
+    run dir, else the file itself, which must be the newest resumable checkpoint of its run."""
+    path = Path(value)
+    if not path.exists():
+        raise AnnkitError(
+            f"resume={value}: there is no such run dir or checkpoint file. Give the run dir of the run to go on with, "
+            f"e.g. resume=outputs/train/runs/<time> (`ls outputs/train/runs` lists them; a stopped run printed its own "
+            f"resume command), or its checkpoints/last.safetensors."
+        )
+    if path.is_dir():
+        folder = path if path.name == "checkpoints" else path / "checkpoints"
+        path = folder / "last.safetensors"
+        if not path.is_file():
+            raise AnnkitError(
+                f"resume={value}: there is no {path}. "
+                + ("The run stopped before it saved anything (its first checkpoint comes at the end of epoch 1, or "
+                   "after trainer.checkpoint.every_n_steps steps); start it again. " if folder.is_dir() or (Path(value) / ".hydra").is_dir()
+                   else "That folder is not an annkit run dir (no checkpoints/ in it). ")
+                + "Give a run dir such as outputs/train/runs/<time> (`ls outputs/train/runs`), or its checkpoints/last.safetensors."
+            )
+    found = peek(path)  # refuses missing, truncated, pickled and foreign files
+    meta = found.meta
+    if not found.has_state:
+        raise AnnkitError(
+            f"resume={value}: {path.name} holds weights only, not a training state (best.safetensors is written for "
+            f"eval, predict and fine-tuning). Resume from the run dir or its checkpoints/last.safetensors; to train "
+            f"further from these weights in a new run, use model.init_from={value}."
+        )
+    if path.parent.name != "checkpoints":
+        raise AnnkitError(
+            f"resume={value}: a run goes on in its own run dir, and this checkpoint is not in one (<run dir>/checkpoints/). "
+            f"Resume from the run dir, or start a new run from its weights with model.init_from={value}."
+        )
+    last = path.parent / "last.safetensors"
+    if path.name != "last.safetensors" and last.is_file() and peek(last).meta["step"] > meta["step"]:
+        raise AnnkitError(
+            f"resume={value}: the run went on past this checkpoint (step {meta['step']}) to step {peek(last).meta['step']} "
+            f"(last.safetensors); resuming here would rewrite what it did since. Resume the run dir (its last state), or "
+            f"start a new run from these weights with model.init_from={value}."
+        )
+    return path
+
+
+def prepare_argv(args: list[str]) -> list[str]:
+    """``annkit train resume=<run dir | checkpoint> [overrides]``: the command line that goes on with
+    that run. The run's own overrides (kept in its checkpoint) come first, so Hydra composes the
+    same config; the new ones follow and replace those of the same key. The run dir is the
+    checkpoint's, and Hydra's record of this invocation goes to ``.hydra/resume-<n>/`` so that the
+    run's original ``.hydra/`` stays as it was."""
+    given = [a for a in args if _override_key(a) == "resume" and "=" in a]
+    if not given or given[-1].split("=", 1)[1] in ("", "null"):
+        return args
+    if any(a in ("-m", "--multirun") for a in args):
+        raise AnnkitError(
+            "resume= goes on with one run in its own run dir and cannot be part of a sweep (-m). Resume the sweep's "
+            "runs one at a time: annkit train resume=<sweep dir>/<job number>."
+        )
+    value = given[-1].split("=", 1)[1].strip("'\"")
+    path = resume_checkpoint(value).resolve()
+    meta = peek(path).meta
+    rest = [a for a in args if a not in given]
+    replaced = {_override_key(a) for a in rest}
+    original = [o for o in meta.get("overrides", []) if _override_key(o) not in replaced]
+    n = len(meta.get("resumed", [])) + 1
+    return [*original, *rest, f"resume={_quoted(str(path))}", f"hydra.run.dir={_quoted(str(path.parent.parent))}",
+            f"hydra.output_subdir=.hydra/resume-{n}"]
+
+
+def resumed_config(now: dict[str, Any], ckpt: Checkpoint) -> dict[str, Any]:
+    """The config a resumed run trains with: the checkpoint's, where only :data:`RESUME_MAY_CHANGE`
+    keys may differ. ``auto`` values (optimizer.lr=auto and what interpolates it) take the number
+    the run chose. Any other difference is explained and refused."""
+    saved = ckpt.meta["config"]
+    old, new = flatten(saved), flatten(now)
+    differ = [(k, old.get(k, "(absent)"), new.get(k, "(absent)")) for k in sorted(set(old) | set(new))
+              if old.get(k) != new.get(k) and new.get(k) != "auto" and not k.startswith(RESUME_MAY_CHANGE)]
+    if differ:
+        listed = "; ".join(f"{k}: {a} in the run → {b} now" for k, a, b in differ[:6]) + (f" (and {len(differ) - 6} more)" if len(differ) > 6 else "")
+        raise AnnkitError(
+            f"resume={ckpt.path} cannot go on with a different config: {listed}. A resumed run continues exactly "
+            f"with the checkpoint's model, data, loss, optimizer and schedule; it may change only "
+            f"{', '.join(k.rstrip('.') for k in RESUME_MAY_CHANGE[1:])}. To train with the new settings from these "
+            f"weights, start a new run: annkit train model.init_from={ckpt.path} <overrides>."
+        )
+
+    def fill(node: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
+        return {k: ref[k] if v == "auto" and k in ref else fill(v, ref[k]) if isinstance(v, dict) and isinstance(ref.get(k), dict) else v
+                for k, v in node.items()}
+
+    resolved = fill(now, saved)
+    epochs_now, epochs_then = resolved["trainer"]["epochs"], saved["trainer"]["epochs"]
+    done = ckpt.meta["epoch"]
+    if epochs_now < done or (epochs_now == done and ckpt.meta["batch"] == 0 and ckpt.run_dir and (ckpt.run_dir / "metrics.json").is_file()):
+        raise AnnkitError(
+            f"resume={ckpt.path}: the run has finished {done} of {epochs_then} epochs"
+            + (" and written metrics.json: there is nothing left to do. " if epochs_now >= done else f", more than trainer.epochs={epochs_now}. ")
+            + "To train longer, resume with a larger trainer.epochs (with scheduler=none or step), or fine-tune from its "
+              f"weights in a new run: annkit train model.init_from={ckpt.path}."
+        )
+    sched = resolved["scheduler"]
+    if epochs_now != epochs_then and sched.get("_target_") is not None:
+        takes_length = {"total_steps", "T_max"} & set(inspect.signature(get_class(sched["_target_"])).parameters)
+        if takes_length:
+            raise AnnkitError(
+                f"resume with trainer.epochs={epochs_now} (the run planned {epochs_then}): its {sched['_target_'].rsplit('.', 1)[-1]} "
+                f"schedule was laid out over {epochs_then} epochs, so the rest of it cannot stretch to {epochs_now}. "
+                f"Resume with trainer.epochs={epochs_then}, or fine-tune from the weights in a new run with its own "
+                f"schedule: annkit train model.init_from={ckpt.path} trainer.epochs=<n>."
+            )
+    return resolved
+
+
+def open_resume(value: str, run_dir: Path) -> Checkpoint:
+    """The checkpoint of ``resume=<value>`` with its training state, checked to belong to ``run_dir``."""
+    path = resume_checkpoint(value)
+    ckpt = load_checkpoint(path, state=True)
+    assert ckpt.run_dir is not None
+    if ckpt.run_dir.resolve() != run_dir.resolve():
+        raise AnnkitError(
+            f"resume={value} belongs to run dir {ckpt.run_dir}, but this run writes to {run_dir}. A run goes on in its "
+            f"own run dir: start it with `annkit train resume={ckpt.run_dir}` (which picks that dir)."
+        )
+    return ckpt
+
+
+def restore(setup: Setup, scheduler: Any, ckpt: Checkpoint) -> FitState:
+    """Put the checkpoint's weights, optimizer, scheduler and loop state back, and the random
+    streams last, so the next step is the one the interrupted run would have taken."""
+    state = ckpt.state
+    load_strict(setup.model, ckpt, "this run's model")
+    setup.optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    progress = FitState.from_tree(state["fit"])
+    progress.perm = None if progress.perm is None else progress.perm.to(setup.device)
+    progress.best_state = {k: v.to(setup.device) for k, v in progress.best_state.items()}
+    set_rng_state(state["rng"], [setup.rng])
+    return progress
+
+
+# ── the task ────────────────────────────────────────────────────────────────────────────────────
+
+
+def train(cfg: DictConfig, run_dir: Path, console: Console | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
     """Train the configured model; write checkpoints, TensorBoard events and metrics.json into ``run_dir``.
 
     With ``optimizer.lr=auto`` the LR range test (:mod:`annkit.tasks.lr_find`) runs first on the
     built model, which it leaves untouched, and training uses its suggestion (and, for a one-cycle
-    schedule whose max_lr follows optimizer.lr, the top of its band as max_lr)."""
+    schedule whose max_lr follows optimizer.lr, the top of its band as max_lr). With ``resume`` it
+    goes on from a checkpoint of this run dir, exactly where that run stopped. ``overrides`` (the
+    command line's) are kept in the checkpoints, for resume."""
     started = time.perf_counter()
     resolved = validate(cfg)  # every key checked before any data is read
     console = console or Console()
+    ckpt = None
+    if resolved["resume"] is not None:
+        ckpt = open_resume(resolved["resume"], run_dir)
+        resolved = resumed_config(resolved, ckpt)
     t = resolved["trainer"]
-    setup = build(resolved)
+    setup = build(resolved, load_init=ckpt is None)
     best_metric = task_metric(t["best_metric"], setup.data.task, "trainer.best_metric")
     stop_metric = task_metric(t["early_stopping"]["metric"], setup.data.task, "trainer.early_stopping.metric")
-    tensorboard = TensorBoardLogger(run_dir / "tb", OmegaConf.to_yaml(cfg, resolve=True))
+    tensorboard = TensorBoardLogger(run_dir / "tb", OmegaConf.to_yaml(cfg, resolve=True),
+                                    purge_step=None if ckpt is None else ckpt.meta["step"] + 1)
     try:
-        return _train(setup, cfg, run_dir, console, tensorboard, started, best_metric, stop_metric)
+        return _train(setup, ckpt, run_dir, console, tensorboard, started, best_metric, stop_metric,
+                      [o for o in overrides or [] if _override_key(o) != "resume"])
     finally:
         tensorboard.close()
 
 
-def _train(setup: Setup, cfg: DictConfig, run_dir: Path, console: Console, tensorboard: TensorBoardLogger,
-           started: float, best_metric: str, stop_metric: str) -> dict[str, Any]:
+def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Console, tensorboard: TensorBoardLogger,
+           started: float, best_metric: str, stop_metric: str, overrides: list[str]) -> dict[str, Any]:
     resolved = setup.resolved
     t, m, lc = resolved["trainer"], resolved["model"], resolved["loss"]
     data, head, model, optimizer = setup.data, setup.head, setup.model, setup.optimizer
@@ -309,45 +504,88 @@ def _train(setup: Setup, cfg: DictConfig, run_dir: Path, console: Console, tenso
         resolved["scheduler"], optimizer, epochs=t["epochs"], steps_per_epoch=len(train_batches)
     )
 
-    params, _ = count_params(model)
+    params, trainable = count_params(model)
     sched_name = "constant lr" if scheduler is None else f"{type(scheduler).__name__} (per {interval})"
     if isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
         sched_name += f" to max_lr {resolved['scheduler']['max_lr']:g}"
     every = t["print_every"] if t["print_every"] != "auto" else max(1, math.ceil(t["epochs"] / 50))
     reporter = ConsoleReporter(console, task=data.task, penalty=setup.penalty is not None, print_every=every)
     lr_note = f" (lr-find: {found.describe()})" if found is not None else ""
-    reporter.header(
-        facts(setup, run_dir, optim=f"{type(optimizer).__name__} lr {resolved['optimizer']['lr']:g}{lr_note} · {sched_name}",
-              schedule=f"{t['epochs']} epochs × {len(train_batches)} steps of {t['batch_size']}"),
-        summarize(model, data.input_shape), params,
-    )
+    groups = optimizer.param_groups
+    head_note = f" · output layer lr × {groups[-1]['lr_mult']:g}" if len(groups) > 1 or groups[0].get("lr_mult", 1) != 1 else ""
+    resumed: list[dict[str, Any]] = list(ckpt.meta.get("resumed", [])) if ckpt is not None else []
+    header = facts(setup, run_dir, optim=f"{type(optimizer).__name__} lr {resolved['optimizer']['lr']:g}{lr_note}{head_note} · {sched_name}",
+                   schedule=f"{t['epochs']} epochs × {len(train_batches)} steps of {t['batch_size']}")
+    if ckpt is not None:
+        where = f"epoch {ckpt.meta['epoch'] + (1 if ckpt.meta['batch'] else 0)}, batch {ckpt.meta['batch']} of {len(train_batches)}" \
+            if ckpt.meta["batch"] else f"the end of epoch {ckpt.meta['epoch']}"
+        header.append(("resume", f"from {shown(ckpt.path)} at {where} (step {ckpt.meta['step']})"))
+        resumed.append({"from": str(ckpt.path), "epoch": ckpt.meta["epoch"], "batch": ckpt.meta["batch"], "step": ckpt.meta["step"]})
+    reporter.header(header, summarize(model, data.input_shape), params)
+    if setup.init is not None:
+        reporter.print(init_table(setup.init, model.state_dict()))
     warnings = [w for w in [zero_gradient_warning(m["hidden"], m["activation"])] if w]
+    if setup.frozen and not m["init_from"]:
+        warnings.append(f"model.freeze keeps layer(s) {setup.frozen} at their random initial weights (there is no "
+                        f"model.init_from): they act as a fixed random feature map.")
     if found is not None:
         warnings += [f"lr-find: {text}" for text in found.problems().values()]
     for note in warnings:
         reporter.warn(note)
+    if ckpt is None:
+        tensorboard.scalar("params/trainable", trainable, 0)
+        tensorboard.scalar("params/frozen", params - trainable, 0)
+        if setup.init is not None:
+            tensorboard.text("init_from", report_markdown(setup.init, model.state_dict()), 0)
 
     meta = {
         "config": resolved,
+        "overrides": overrides,
         "data": {
             "name": resolved["dataset"]["name"], "task": data.task, "classes": list(data.names),
             "input_shape": list(data.input_shape), "preprocessing": data.preprocessing, "output_activation": head.output,
         },
+        "resumed": resumed,
     }
-    result = fit(
-        model, optimizer, train_batches, setup.val_batches, head=head,
-        epochs=t["epochs"], prepare=data.prepare, reduction=lc["reduction"], penalty=setup.penalty,
-        scheduler=scheduler, scheduler_interval=interval, grad_clip=t["grad_clip"],
-        autocast_dtype=setup.amp, best_metric=best_metric,
-        early_stopping=EarlyStopping(stop_metric, t["early_stopping"]["patience"], t["early_stopping"]["min_delta"]),
-        log_every=t["log_every"],
-        # saved first, announced last: a row on screen means its checkpoint is on disk
-        hooks=[CheckpointHook(run_dir / "checkpoints", model, meta), tensorboard, reporter],
-    )
+    progress = FitState()
+    elapsed_before = 0.0
+    if ckpt is not None:
+        elapsed_before = ckpt.state.get("elapsed_s", 0.0)
+        progress = restore(setup, scheduler, ckpt)  # the random streams last: nothing may draw after this
+
+    def capture() -> dict[str, Any]:
+        return {"fit": progress.tree(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "rng": rng_state([setup.rng]), "elapsed_s": elapsed_before + time.perf_counter() - started}
+
+    checkpointer = Checkpointer(run_dir / "checkpoints", model, meta, capture, progress, keep_last=t["checkpoint"]["keep_last"])
+    with StopSignals() as stop:
+        result = fit(
+            model, optimizer, train_batches, setup.val_batches, head=head,
+            epochs=t["epochs"], prepare=data.prepare, reduction=lc["reduction"], penalty=setup.penalty,
+            scheduler=scheduler, scheduler_interval=interval, grad_clip=t["grad_clip"],
+            autocast_dtype=setup.amp, best_metric=best_metric,
+            early_stopping=EarlyStopping(stop_metric, t["early_stopping"]["patience"], t["early_stopping"]["min_delta"]),
+            log_every=t["log_every"], state=progress, nan_policy=t["nan_policy"], should_stop=stop,
+            save_every=t["checkpoint"]["every_n_steps"],
+            # saved first, announced last: a row on screen means its checkpoint is on disk
+            hooks=[checkpointer, tensorboard, reporter],
+        )
+        if result.diverged is not None:
+            raise TrainingDiverged(diverged_message(result.diverged, progress, run_dir, len(train_batches), overrides))
+        if result.interrupted:  # still inside StopSignals: a second signal during the save stops at once, cleanly
+            last = checkpointer.save()
+            raise Interrupted(
+                f"{stop.name} at epoch {progress.epoch + (1 if progress.batch else 0)} of {t['epochs']}, batch "
+                f"{progress.batch} of {len(train_batches)} (step {progress.step}). The state after that step is in "
+                f"{shown(last)}. Go on with:",
+                stop.exit_code, command=f"annkit train resume={shown(run_dir)}",
+            )
     model.load_state_dict(result.best_state)
     test = evaluate(model, setup.test_batches, head=head, prepare=data.prepare, autocast_dtype=setup.amp)
 
     best = result.history[result.best_epoch - 1]
+    wall = elapsed_before + time.perf_counter() - started
     metrics: dict[str, Any] = {
         "task": data.task,
         "names": list(data.names),
@@ -358,13 +596,17 @@ def _train(setup: Setup, cfg: DictConfig, run_dir: Path, console: Console, tenso
         "best_metric": best_metric,
         "epochs": len(result.history),
         "stopped_early": result.stopped_early,
-        "wall_s": time.perf_counter() - started,
+        "wall_s": wall,
         "train_s": result.train_seconds,
         "samples_per_s": result.samples_seen / result.train_seconds,
         "device": str(setup.device),
         "precision": "bf16" if setup.amp else "fp32",
         "params": params,
+        "trainable_params": trainable,
+        "frozen_layers": setup.frozen,
         "class_weights": setup.class_weights,
+        "nan_policy": t["nan_policy"],
+        "skipped_batches": result.skipped,
         "warnings": warnings,
         "torch": torch.__version__,
         "annkit": __version__,
@@ -373,12 +615,16 @@ def _train(setup: Setup, cfg: DictConfig, run_dir: Path, console: Console, tenso
                  "val": len(data.val), "test": len(data.test), "notes": data.notes,
                  **({"train_class_counts": dict(zip(data.names, setup.train_counts))} if setup.train_counts else {})},
         **({"lr_find": found.summary()} if found is not None else {}),
+        **({"init_from": setup.init.summary()} if setup.init is not None else {}),
+        **({"resumed": resumed} if resumed else {}),
         "history": result.history,
     }
     final = {f"final/test_{k}": v for k, v in scalars(test).items() if "/" not in k}
     final.update({f"final/val_{k}": v for k, v in scalars(result.best_val).items() if "/" not in k})
     final.update({f"final/train_{k}": v for k, v in metrics["train"].items()})
     final.update({"final/best_epoch": float(result.best_epoch), "final/wall_s": metrics["wall_s"]})
+    if t["nan_policy"] == "skip_batch":
+        final["final/skipped_batches"] = float(result.skipped)
     if data.task == "classification":
         tensorboard.text("test/confusion_matrix", confusion_markdown(test["confusion_matrix"], data.names), len(result.history))
     tensorboard.finish(resolved, final, step=len(result.history))
@@ -387,7 +633,38 @@ def _train(setup: Setup, cfg: DictConfig, run_dir: Path, console: Console, tenso
     return metrics
 
 
+def init_table(report: InitReport, model_state: dict[str, torch.Tensor]) -> Table:
+    table = Table(title=f"model.init_from: {report.describe()}", title_justify="left", box=None, header_style="bold", pad_edge=False)
+    for name in ("tensor", "shape", "checkpoint", "status"):
+        table.add_column(name, justify="right" if name in ("shape", "checkpoint") else "left")
+    for name, here, there, status in report.rows(model_state):
+        style = "green" if status == "loaded" else "yellow" if status.startswith("fresh") else "dim"
+        table.add_row(name, here, there, f"[{style}]{status}[/]")
+    return table
+
+
+def diverged_message(where: dict[str, Any], progress: FitState, run_dir: Path, steps: int, overrides: list[str]) -> str:
+    """What happened (step, epoch, lr), what is kept, and what to try."""
+    last = run_dir / "checkpoints" / "last.safetensors"
+    kept = (f"{shown(last)} holds the last good state (epoch {peek(last).meta['epoch']}, step {peek(last).meta['step']})"
+            if last.is_file() else "no checkpoint had been written yet")
+    lr = where["lr"]
+    if where.get("all_skipped"):
+        what = (f"Every batch of epoch {where['epoch']} gave a NaN or infinite loss and was skipped "
+                f"(trainer.nan_policy=skip_batch), so the run stopped at step {where['step']} (lr {lr:.3g})")
+    else:
+        what = (f"The training loss became {where['loss']} at step {where['step']} (epoch {where['epoch']}, batch "
+                f"{where['batch']} of {steps}) with lr {lr:.3g}, so the run stopped there (trainer.nan_policy=stop)")
+    finder = " ".join(["annkit lr-find", *[o for o in overrides if not o.startswith("optimizer.lr=")]])
+    return (
+        f"{what}; nothing after the loss diverged was saved: {kept}, and no metrics.json was written. Try a lower "
+        f"learning rate (e.g. optimizer.lr={lr / 10:.2g}; `{finder}` measures a good one), gradient clipping "
+        f"(trainer.grad_clip=1.0), batch norm (model.norm=batch), or trainer.nan_policy=skip_batch to skip the "
+        f"batches whose loss is not finite and go on."
+    )
+
+
 @hydra.main(version_base=None, config_path="pkg://annkit.configs", config_name="train")
 def main(cfg: DictConfig) -> None:
     with user_errors():
-        train(cfg, Path(HydraConfig.get().runtime.output_dir))
+        train(cfg, Path(HydraConfig.get().runtime.output_dir), overrides=list(HydraConfig.get().overrides.task))
