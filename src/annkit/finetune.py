@@ -86,7 +86,7 @@ def init_from(model: MLP, path: str, classes: Sequence[str], device: torch.devic
             del saved[k]
     match = match_state(model.state_dict(), saved)
     match.unexpected = [k for k in match.unexpected if k not in reset]
-    if not match.loaded:
+    if not any(name in dict(model.named_parameters()) for name in match.loaded):  # a step counter alone fits nothing
         raise AnnkitError(
             f"model.init_from={path}: none of its tensors fits this model, so nothing could be loaded — "
             f"{describe_mismatch(match)}. The checkpoint holds a {architecture(ckpt.meta)}. Fine-tuning loads the "

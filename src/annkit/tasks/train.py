@@ -62,7 +62,8 @@ def build_scheduler(
     if issubclass(cls, torch.optim.lr_scheduler.OneCycleLR):
         if len(optimizer.param_groups) > 1 and isinstance(spec.get("max_lr"), (int, float)):
             # a head at optimizer.head_lr_mult × lr peaks at max_lr × the same factor
-            filled["max_lr"] = [spec.pop("max_lr") * g.get("lr_mult", 1.0) for g in optimizer.param_groups]
+            peak = spec.pop("max_lr")
+            filled["max_lr"] = [peak * g.get("lr_mult", 1.0) for g in optimizer.param_groups]
         # torch's one-cycle needs a warm-up phase of ≥ 1 whole step: pct_start·total ≥ 2, else it divides by 0
         pct = spec.get("pct_start", params["pct_start"].default)
         if pct * length < 2:
@@ -634,7 +635,8 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
 
 
 def init_table(report: InitReport, model_state: dict[str, torch.Tensor]) -> Table:
-    table = Table(title=f"model.init_from: {report.describe()}", title_justify="left", box=None, header_style="bold", pad_edge=False)
+    table = Table(title="model.init_from, tensor by tensor", title_justify="left", title_style="bold", box=None,
+                  header_style="bold", pad_edge=False)
     for name in ("tensor", "shape", "checkpoint", "status"):
         table.add_column(name, justify="right" if name in ("shape", "checkpoint") else "left")
     for name, here, there, status in report.rows(model_state):
