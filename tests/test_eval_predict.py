@@ -122,12 +122,19 @@ def test_predict_one_image_and_colour_becomes_grey(fashion_run, test_images, tmp
     assert "1 image converted to 8-bit grey: RGB" in " ".join(proc.stdout.split())
 
 
-def test_predict_from_a_csv_of_playground_points(tmp_path):
-    """A playground model on derived features (x1², x2², standardised): the CSV gives x1, x2 (and an
-    ignored label column); the features and the stored standardisation come from the checkpoint."""
-    run_dir = tmp_path / "run"
-    train(tmp_path, run_dir, "dataset=playground", "dataset.kind=circle", "dataset.features=[x1,x2,x1_sq,x2_sq]",
+@pytest.fixture(scope="module")
+def playground_run(tmp_path_factory) -> Path:
+    """A playground circle model on derived, standardised features (x1, x2, x1², x2²)."""
+    cwd = tmp_path_factory.mktemp("playground")
+    train(cwd, cwd / "run", "dataset=playground", "dataset.kind=circle", "dataset.features=[x1,x2,x1_sq,x2_sq]",
           "dataset.standardize=true", "model.hidden=[8]", "trainer.epochs=15", "trainer.batch_size=32", "optimizer.lr=0.02")
+    return cwd / "run"
+
+
+def test_predict_from_a_csv_of_playground_points(playground_run, tmp_path):
+    """The CSV gives x1, x2 (in another order, and an ignored label column); the features and the
+    stored standardisation come from the checkpoint. eval reproduces the run's test report."""
+    run_dir = playground_run
     ckpt = run_dir / "checkpoints" / "best.safetensors"
     points = np.random.default_rng(1).uniform(-5, 5, size=(25, 2)).round(3)
     table = tmp_path / "points.csv"
@@ -212,7 +219,6 @@ def test_missing_checkpoint_and_missing_keys(tmp_path, precious):
     assert_user_error(run_annkit("eval", "checkpoint=runs/none.safetensors", cwd=tmp_path),
                       "No checkpoint at runs/none.safetensors", "`ls outputs/train/runs` lists the runs")
     assert_user_error(run_annkit("eval", cwd=tmp_path), "annkit eval needs checkpoint=<path>")
-    assert_user_error(run_annkit("predict", "input=x.png", cwd=tmp_path), "annkit predict needs checkpoint=<path>")
     proc = run_annkit("predict", "checkpoint=c.safetensors", cwd=tmp_path)
     assert proc.returncode == 2
     assert_user_error(proc, "annkit predict needs input=<path>", "a .csv file", "a folder of such images")
@@ -261,10 +267,8 @@ def test_folder_without_images(fashion_run, tmp_path, precious):
     assert_user_error(proc, f"The folder {folder} has no image files", "It holds: notes.txt", ".png, .jpg")
 
 
-def test_csv_missing_a_feature_column_or_holding_text(tmp_path, precious):
-    run_dir = tmp_path / "run"
-    train(tmp_path, run_dir, "dataset=xor", "model.hidden=[2]", "trainer.epochs=1", "scheduler=none")
-    ckpt = run_dir / "checkpoints" / "best.safetensors"
+def test_csv_missing_a_feature_column_or_holding_text(playground_run, tmp_path, precious):
+    ckpt = playground_run / "checkpoints" / "best.safetensors"
     (tmp_path / "half.csv").write_text("x1,y\n0,1\n")
     proc = run_annkit("predict", f"checkpoint={ckpt}", "input=half.csv", cwd=tmp_path)
     assert proc.returncode == 2
