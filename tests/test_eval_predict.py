@@ -37,7 +37,7 @@ def read_predictions(run_dir: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 def reference(ckpt: Path, x: torch.Tensor) -> torch.Tensor:
     """The model's softmax in-process, as a user would compute it: load_model, then the stored preprocessing."""
-    model, loaded = load_model(ckpt, DEVICE)
+    model, _ = load_model(ckpt, DEVICE)
     with torch.no_grad():
         return torch.softmax(model(x.to(DEVICE)).float(), dim=1).cpu()
 

@@ -92,9 +92,9 @@ def read_images(files: Sequence[Path], shape: Sequence[int]) -> tuple[np.ndarray
                 mode, size = img.mode, img.size
                 if mode not in ("L", *CONVERTED):
                     raise AnnkitError(
-                        f"{path} is a {size[0]}×{size[1]} image of mode {mode} (e.g. 16-bit or float grey, CMYK), which "
-                        f"annkit does not convert. Save it as 8-bit grey (mode L) or RGB, e.g. with Pillow: "
-                        f"Image.open(f).convert('L').save(f)."
+                        f"{path} is a {size[0]}×{size[1]} image of mode {mode} (e.g. 16-bit or float grey, CMYK), "
+                        f"which annkit does not convert. Save it as 8-bit grey (mode L; scale 16-bit values to 0…255 "
+                        f"first) or RGB, e.g. Image.fromarray((a / a.max() * 255).astype('uint8')).save(f)."
                     )
                 if size != (width, height):
                     raise AnnkitError(

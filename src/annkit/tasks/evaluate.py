@@ -32,6 +32,7 @@ from annkit import __version__
 from annkit.checkpoint import architecture, atomic_write_bytes, load_model
 from annkit.config import DEVICE, TRAIN_SCHEMA, choice, integer, validate
 from annkit.data import Batcher, Data, Split, load_data
+from annkit.data.sources import DATASETS as IDX_DATASETS
 from annkit.errors import AnnkitError, user_errors
 from annkit.inference import (
     CHECKPOINT_WHAT, check_same_task, head_from_meta, image_preparer, required_path, resolve, standardized,
@@ -120,6 +121,8 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path, console: Console | None 
     model, ckpt = load_model(resolved["checkpoint"], device)
     meta, md = ckpt.meta, ckpt.meta["data"]
     spec, origin = dataset_spec(resolved["dataset"], meta["config"]["dataset"], ckpt.path)
+    if spec["name"] in IDX_DATASETS:  # classes known without reading (or downloading) a file
+        check_same_task(ckpt.path, md, spec["name"], "classification", IDX_DATASETS[spec["name"]].classes)
     raw = {**spec, "standardize": False} if "standardize" in spec else spec  # tables: the checkpoint standardises
     seed = meta["config"]["trainer"]["seed"]  # the run's split
     data = load_data(raw, seed=seed, device=device)
