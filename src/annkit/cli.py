@@ -43,6 +43,8 @@ EXAMPLES = [
     ("annkit train model.init_from=<run>/checkpoints/best.safetensors model.freeze=[0]", "fine-tune: start from a run's weights"),
     ("annkit train experiment=xor_tanh", "an experiment from the slides (configs/experiment/)"),
     ("annkit train dataset=csv dataset.path=t.csv dataset.target=y", "your own table"),
+    ("annkit eval checkpoint=<run dir>/checkpoints/best.safetensors", "score a checkpoint on its test split"),
+    ("annkit predict checkpoint=<file> input=photos/", "predict images (or a CSV) → predictions.csv"),
     ("annkit train --help", "that subcommand's config groups and keys"),
     ("annkit train --cfg job", "print the composed config and exit"),
     ('eval "$(annkit -sc install=bash)"', "tab completion of subcommands, groups and keys in bash"),

@@ -211,9 +211,10 @@ class ConsoleReporter(Hook):
         for split in ("train", "val", "test"):
             table.add_row(split, *(_cell(metrics[split], key, fmt) for _, key, fmt in columns))
         parts: list[Any] = [table]
-        per_class = self._per_class(metrics)
-        if per_class:
-            parts += [Text(""), *per_class]
+        tables = per_class(self.task, {"val": metrics["val"], "test": metrics["test"]},
+                           metrics["data"].get("train_class_counts", {}))
+        if tables:
+            parts += [Text(""), *tables]
         stopped = " (stopped early)" if metrics.get("stopped_early") else ""
         if metrics.get("skipped_batches"):
             stopped += f" · {metrics['skipped_batches']} batches skipped (loss not finite)"
@@ -227,37 +228,40 @@ class ConsoleReporter(Hook):
         self.console.print(Panel(Group(*parts), title="[bold]result", title_align="left", expand=False))
         log.info("result %s", json.dumps({k: metrics[k] for k in ("train", "val", "test", "best_epoch")}))
 
-    def _per_class(self, metrics: Mapping[str, Any]) -> list[Any]:
-        """Per class: training samples, val and test recall, then the test confusion matrix (K ≤ 10);
-        per label: test accuracy and F1. Nothing for regression or more than 20 classes."""
-        val, test = metrics["val"], metrics["test"]
-        if self.task == "classification" and len(test["recall"]) <= 20:
-            names = list(test["recall"])
-            counts = metrics["data"].get("train_class_counts", {})
-            table = Table(box=None, header_style="bold", pad_edge=False)
-            for header in ("class", "train n", "val recall", "test recall"):
-                table.add_column(header, justify="left" if header == "class" else "right")
-            for i, name in enumerate(names):
-                table.add_row(f"{i} {name}", f"{counts.get(name, 0):,}", _cell(val["recall"], name, "{:.1%}"),
-                              _cell(test["recall"], name, "{:.1%}"))
-            parts: list[Any] = [Text("per class", style="bold"), table]
-            if len(names) <= 10:
-                matrix = Table(box=None, header_style="bold", pad_edge=False)
-                matrix.add_column("true ↓ predicted →", justify="right")
-                for j in range(len(names)):
-                    matrix.add_column(str(j), justify="right")
-                for i, row in enumerate(test["confusion_matrix"]):
-                    matrix.add_row(str(i), *(str(v) for v in row))
-                parts += [Text(""), Text("test confusion matrix (class numbers as above)", style="bold"), matrix]
-            return parts
-        if self.task == "multilabel":
-            table = Table(box=None, header_style="bold", pad_edge=False)
-            for header in ("label", "accuracy", "F1"):
-                table.add_column(header, justify="left" if header == "label" else "right")
-            for name in test["f1"]:
-                table.add_row(name, _cell(test["label_accuracy"], name, PERCENT), _cell(test["f1"], name, DECIMAL))
-            return [Text("per label (test)", style="bold"), table]
-        return []
+
+def per_class(task: str, reports: Mapping[str, Mapping[str, Any]], counts: Mapping[str, int],
+              counts_header: str = "train n") -> list[Any]:
+    """Per class: a count column and each report's recall (``reports``: split → report, in column
+    order), then the last report's confusion matrix (K ≤ 10); per label: the last report's accuracy
+    and F1. Nothing for regression or more than 20 classes."""
+    last = list(reports)[-1]
+    final = reports[last]
+    if task == "classification" and len(final["recall"]) <= 20:
+        names = list(final["recall"])
+        table = Table(box=None, header_style="bold", pad_edge=False)
+        for header in ("class", counts_header, *(f"{split} recall" for split in reports)):
+            table.add_column(header, justify="left" if header == "class" else "right")
+        for i, name in enumerate(names):
+            table.add_row(f"{i} {name}", f"{counts.get(name, 0):,}",
+                          *(_cell(report["recall"], name, "{:.1%}") for report in reports.values()))
+        parts: list[Any] = [Text("per class", style="bold"), table]
+        if len(names) <= 10:
+            matrix = Table(box=None, header_style="bold", pad_edge=False)
+            matrix.add_column("true ↓ predicted →", justify="right")
+            for j in range(len(names)):
+                matrix.add_column(str(j), justify="right")
+            for i, row in enumerate(final["confusion_matrix"]):
+                matrix.add_row(str(i), *(str(v) for v in row))
+            parts += [Text(""), Text(f"{last} confusion matrix (class numbers as above)", style="bold"), matrix]
+        return parts
+    if task == "multilabel":
+        table = Table(box=None, header_style="bold", pad_edge=False)
+        for header in ("label", "accuracy", "F1"):
+            table.add_column(header, justify="left" if header == "label" else "right")
+        for name in final["f1"]:
+            table.add_row(name, _cell(final["label_accuracy"], name, PERCENT), _cell(final["f1"], name, DECIMAL))
+        return [Text(f"per label ({last})", style="bold"), table]
+    return []
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
