@@ -39,6 +39,9 @@ def test_a_five_class_run_becomes_a_ten_class_model_with_its_first_layer_frozen(
     assert source["names"] == ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat"]
     assert source["data"]["test"] == 5000 and len(source["test"]["confusion_matrix"]) == 5
     best = src / "checkpoints" / "best.safetensors"
+    scored = run_annkit("eval", f"checkpoint={best}", "hydra.run.dir=scored", cwd=cwd)  # the subset, rebuilt from the checkpoint
+    assert scored.returncode == 0, scored.stdout + scored.stderr
+    assert json.loads((cwd / "scored" / "metrics.json").read_text())["test"] == source["test"]
     proc = run_annkit("train", *COMMON, f"model.init_from={best}", "model.freeze=[0]", "optimizer.head_lr_mult=5",
                       f"dataset.root={fashion_dir}", "hydra.run.dir=tuned", cwd=cwd)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -156,15 +156,5 @@ def required_path(key: str, command: str, what: str) -> Callable[[Any], None]:
     return check
 
 
-def resolve(device: str) -> torch.device:
-    """:func:`annkit.runtime.resolve_device`, its messages naming this subcommand's key ``device``."""
-    from annkit.runtime import resolve_device
-
-    try:
-        return resolve_device(device)
-    except AnnkitError as err:
-        raise AnnkitError(str(err).replace("trainer.device", "device")) from None
-
-
 CHECKPOINT_WHAT = ("the .safetensors file an annkit run wrote, e.g. "
                    "checkpoint=outputs/train/runs/<time>/checkpoints/best.safetensors (`ls outputs/train/runs` lists the runs)")

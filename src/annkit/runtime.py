@@ -19,8 +19,8 @@ def _mps_available() -> bool:
     return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → cuda if available, else mps, else cpu; an explicit device must exist."""
+def resolve_device(name: str, key: str = "trainer.device") -> torch.device:
+    """``auto`` → cuda if available, else mps, else cpu; an explicit device must exist (errors name ``key``)."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -31,18 +31,18 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise AnnkitError(
-                f"trainer.device={name} asks for a CUDA GPU, but torch {torch.__version__} sees none "
-                f"(no NVIDIA driver, or a CPU-only torch build). Use trainer.device=auto or trainer.device=cpu."
+                f"{key}={name} asks for a CUDA GPU, but torch {torch.__version__} sees none "
+                f"(no NVIDIA driver, or a CPU-only torch build). Use {key}=auto or {key}=cpu."
             )
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise AnnkitError(
-                f"trainer.device={name}: only {torch.cuda.device_count()} CUDA device(s) are visible "
+                f"{key}={name}: only {torch.cuda.device_count()} CUDA device(s) are visible "
                 f"(cuda:0 … cuda:{torch.cuda.device_count() - 1})."
             )
     if device.type == "mps" and not _mps_available():
         raise AnnkitError(
-            f"trainer.device={name} asks for Apple's MPS backend, which this machine/torch build lacks. "
-            f"Use trainer.device=auto or trainer.device=cpu."
+            f"{key}={name} asks for Apple's MPS backend, which this machine/torch build lacks. "
+            f"Use {key}=auto or {key}=cpu."
         )
     return device
 

@@ -35,10 +35,10 @@ from annkit.data import Batcher, Data, Split, load_data
 from annkit.data.sources import DATASETS as IDX_DATASETS
 from annkit.errors import AnnkitError, user_errors
 from annkit.inference import (
-    CHECKPOINT_WHAT, check_same_task, head_from_meta, image_preparer, required_path, resolve, standardized,
+    CHECKPOINT_WHAT, check_same_task, head_from_meta, image_preparer, required_path, standardized,
 )
 from annkit.loop import evaluate
-from annkit.runtime import autocast_dtype
+from annkit.runtime import autocast_dtype, resolve_device
 from annkit.tasks.train import finite_or_null
 from annkit.tracking import SUMMARY_COLUMNS, per_class, shown
 
@@ -117,11 +117,11 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path, console: Console | None 
     started = time.perf_counter()
     resolved = validate(cfg, EVAL_SCHEMA)  # every key checked before any file is read
     console = console or Console()
-    device = resolve(resolved["device"])
+    device = resolve_device(resolved["device"], key="device")
     model, ckpt = load_model(resolved["checkpoint"], device)
     meta, md = ckpt.meta, ckpt.meta["data"]
     spec, origin = dataset_spec(resolved["dataset"], meta["config"]["dataset"], ckpt.path)
-    if spec["name"] in IDX_DATASETS:  # classes known without reading (or downloading) a file
+    if spec["name"] in IDX_DATASETS and not spec.get("classes"):  # classes known without reading (or downloading) a file
         check_same_task(ckpt.path, md, spec["name"], "classification", IDX_DATASETS[spec["name"]].classes)
     raw = {**spec, "standardize": False} if "standardize" in spec else spec  # tables: the checkpoint standardises
     seed = meta["config"]["trainer"]["seed"]  # the run's split

@@ -33,9 +33,10 @@ from annkit.config import DEVICE, integer, validate
 from annkit.data.inputs import image_files, read_images, read_table
 from annkit.errors import AnnkitError, user_errors
 from annkit.inference import (
-    CHECKPOINT_WHAT, head_from_meta, image_preparer, predict, prediction_table, raw_columns, required_path, resolve,
+    CHECKPOINT_WHAT, head_from_meta, image_preparer, predict, prediction_table, raw_columns, required_path,
     table_inputs,
 )
+from annkit.runtime import resolve_device
 from annkit.tracking import shown
 
 log = logging.getLogger("annkit")
@@ -85,7 +86,7 @@ def predict_inputs(cfg: DictConfig, run_dir: Path, console: Console | None = Non
     started = time.perf_counter()
     resolved = validate(cfg, PREDICT_SCHEMA)  # every key checked before any file is read
     console = console or Console()
-    device = resolve(resolved["device"])
+    device = resolve_device(resolved["device"], key="device")
     model, ckpt = load_model(resolved["checkpoint"], device)
     meta = ckpt.meta
     labels, raw, notes, described = read_inputs(Path(resolved["input"]), meta)
