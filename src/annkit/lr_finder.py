@@ -38,7 +38,6 @@ import copy
 import hashlib
 import itertools
 import math
-import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +45,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from annkit.runtime import rng_state, set_rng_state
 
 ONSET = 0.1  # the band starts where this share of the loss drop has happened
 RISE = 0.1  # the blow-up edge: past the minimum, the loss has climbed back by this share of the drop
@@ -428,11 +429,7 @@ class Snapshot:
             "training": [m.training for m in self.model.modules()],
             "optimizer": _to_cpu(self.optimizer.state_dict()),
             "scheduler": _to_cpu(self.scheduler.state_dict()) if self.scheduler is not None else None,
-            "python": random.getstate(),
-            "numpy": np.random.get_state(),
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "generators": [g.get_state() for g in self.generators],
+            "rng": rng_state(self.generators),
         }
 
     def checksum(self) -> str:
@@ -450,13 +447,7 @@ class Snapshot:
         self.optimizer.load_state_dict(copy.deepcopy(s["optimizer"]))
         if self.scheduler is not None:
             self.scheduler.load_state_dict(copy.deepcopy(s["scheduler"]))
-        random.setstate(s["python"])
-        np.random.set_state(s["numpy"])
-        torch.set_rng_state(s["torch"])
-        if s["cuda"]:
-            torch.cuda.set_rng_state_all(s["cuda"])
-        for g, state in zip(self.generators, s["generators"]):
-            g.set_state(state)
+        set_rng_state(s["rng"], self.generators)
         after = self.checksum()
         if after != self.digest:
             raise RuntimeError(f"lr-find could not restore the training state (checksum {after[:12]} ≠ {self.digest[:12]})")

@@ -109,6 +109,17 @@ def logdir_hint(run_dir: Path) -> str:
     return str(run_dir) if rel.is_absolute() else rel.parts[0]
 
 
+def facts_grid(facts: Sequence[tuple[str, str]]) -> Table:
+    """A header's "label  text" lines as a two-column grid; each line also goes to the run's log."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold cyan", no_wrap=True)
+    grid.add_column()
+    for label, text in facts:
+        grid.add_row(label, text)
+        log.info("%s: %s", label, text)
+    return grid
+
+
 class ConsoleReporter(Hook):
     def __init__(
         self, console: Console, title: str = "annkit train", *, task: str = "classification", penalty: bool = False,
@@ -134,12 +145,7 @@ class ConsoleReporter(Hook):
         log.warning(note)
 
     def header(self, facts: Sequence[tuple[str, str]], layers: Sequence[LayerRow], params: int) -> None:
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="bold cyan", no_wrap=True)
-        grid.add_column()
-        for label, text in facts:
-            grid.add_row(label, text)
-            log.info("%s: %s", label, text)
+        grid = facts_grid(facts)
         model = Table(title="model", title_justify="left", box=None, header_style="bold", pad_edge=False)
         model.add_column("#", justify="right")
         model.add_column("layer")

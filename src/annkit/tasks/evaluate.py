@@ -40,7 +40,7 @@ from annkit.inference import (
 from annkit.loop import evaluate
 from annkit.runtime import autocast_dtype, resolve_device
 from annkit.tasks.train import finite_or_null
-from annkit.tracking import SUMMARY_COLUMNS, per_class, shown
+from annkit.tracking import facts_grid, SUMMARY_COLUMNS, per_class, shown
 
 log = logging.getLogger("annkit")
 SPLITS = ("test", "val", "train")
@@ -169,12 +169,7 @@ def show(console: Console, metrics: dict[str, Any], report: dict[str, Any], arch
         ("inputs", "prepared with the checkpoint's statistics"),
         ("device", f"{metrics['device']} · {metrics['precision']}"),
     ]
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold cyan", no_wrap=True)
-    grid.add_column()
-    for label, text in facts:
-        grid.add_row(label, text)
-        log.info("%s: %s", label, text)
+    grid = facts_grid(facts)
     table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("split")
     columns = SUMMARY_COLUMNS[task]

@@ -397,10 +397,10 @@ def resumed_config(now: dict[str, Any], ckpt: Checkpoint) -> dict[str, Any]:
     if differ:
         listed = "; ".join(f"{k}: {a} in the run → {b} now" for k, a, b in differ[:6]) + (f" (and {len(differ) - 6} more)" if len(differ) > 6 else "")
         raise AnnkitError(
-            f"resume={ckpt.path} cannot go on with a different config: {listed}. A resumed run continues exactly "
+            f"resume={shown(ckpt.path)} cannot go on with a different config: {listed}. A resumed run continues exactly "
             f"with the checkpoint's model, data, loss, optimizer and schedule; it may change only "
             f"{', '.join(k.rstrip('.') for k in RESUME_MAY_CHANGE[1:])}. To train with the new settings from these "
-            f"weights, start a new run: annkit train model.init_from={ckpt.path} <overrides>."
+            f"weights, start a new run: annkit train model.init_from={shown(ckpt.path)} <overrides>."
         )
 
     def fill(node: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
@@ -412,10 +412,10 @@ def resumed_config(now: dict[str, Any], ckpt: Checkpoint) -> dict[str, Any]:
     done = ckpt.meta["epoch"]
     if epochs_now < done or (epochs_now == done and ckpt.meta["batch"] == 0 and ckpt.run_dir and (ckpt.run_dir / "metrics.json").is_file()):
         raise AnnkitError(
-            f"resume={ckpt.path}: the run has finished {done} of {epochs_then} epochs"
+            f"resume={shown(ckpt.path)}: the run has finished {done} of {epochs_then} epochs"
             + (" and written metrics.json: there is nothing left to do. " if epochs_now >= done else f", more than trainer.epochs={epochs_now}. ")
             + "To train longer, resume with a larger trainer.epochs (with scheduler=none or step), or fine-tune from its "
-              f"weights in a new run: annkit train model.init_from={ckpt.path}."
+              f"weights in a new run: annkit train model.init_from={shown(ckpt.path)}."
         )
     sched = resolved["scheduler"]
     if epochs_now != epochs_then and sched.get("_target_") is not None:
@@ -425,7 +425,7 @@ def resumed_config(now: dict[str, Any], ckpt: Checkpoint) -> dict[str, Any]:
                 f"resume with trainer.epochs={epochs_now} (the run planned {epochs_then}): its {sched['_target_'].rsplit('.', 1)[-1]} "
                 f"schedule was laid out over {epochs_then} epochs, so the rest of it cannot stretch to {epochs_now}. "
                 f"Resume with trainer.epochs={epochs_then}, or fine-tune from the weights in a new run with its own "
-                f"schedule: annkit train model.init_from={ckpt.path} trainer.epochs=<n>."
+                f"schedule: annkit train model.init_from={shown(ckpt.path)} trainer.epochs=<n>."
             )
     return resolved
 
