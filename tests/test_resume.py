@@ -127,6 +127,57 @@ def test_sigterm_saves_and_exits_143_and_a_second_resume_goes_on(tmp_path, monke
     assert [r["step"] for r in resumed["resumed"]] == [7, 27]
 
 
+PLAYGROUND = ["dataset=playground", "dataset.kind=circle", "dataset.n=1000", "model.hidden=[16]", "model.norm=none",
+              "model.activation=tanh", "optimizer=adam", "trainer.epochs=3", "trainer.batch_size=64", "trainer.device=cpu"]
+
+
+def test_an_lr_auto_run_resumes_with_the_lr_it_found_without_searching_again(tmp_path, monkeypatch):
+    overrides = [*PLAYGROUND, "optimizer.lr=auto"]
+    reference = train(composed(overrides), tmp_path / "ref", console=quiet(), overrides=overrides)
+    run = tmp_path / "cut"
+    interrupt_at(monkeypatch, 12)  # counts fit's steps (the finder steps through Setup.step)
+    with pytest.raises(Interrupted):
+        train(composed(overrides), run, console=quiet(), overrides=overrides)
+    monkeypatch.undo()
+    import annkit.tasks.lr_find as finder
+
+    monkeypatch.setattr(finder, "find_lr", lambda *a, **k: pytest.fail("the finder ran again"))
+    resumed = train(composed([*overrides, f"resume={run}"]), run, console=quiet())
+    untimed = [{k: v for k, v in json.loads(json.dumps(m["lr_find"])).items() if k != "seconds"} for m in (resumed, reference)]
+    assert untimed[0] == untimed[1]  # the first part's search, recorded, not redone
+    assert load_checkpoint(run / "checkpoints" / "last.safetensors").meta["config"]["optimizer"]["lr"] == reference["lr_find"]["suggestion"]
+    assert_same_run(tmp_path / "ref", run, reference, resumed)
+
+
+def test_resuming_on_another_kind_of_device_goes_on_and_says_it_is_not_bit_exact(tmp_path, monkeypatch):
+    from annkit.checkpoint import save_checkpoint
+
+    interrupt_at(monkeypatch, 20)
+    with pytest.raises(Interrupted):
+        train(composed(PLAYGROUND), tmp_path, console=quiet(), overrides=PLAYGROUND)
+    monkeypatch.undo()
+    last = tmp_path / "checkpoints" / "last.safetensors"
+    ckpt = load_checkpoint(last, state=True)
+    save_checkpoint(last, ckpt.model, {**ckpt.meta, "device": "cuda"}, ckpt.state)  # as if it had run on a GPU
+    resumed = train(composed([*PLAYGROUND, f"resume={tmp_path}"]), tmp_path, console=quiet())
+    assert resumed["epochs"] == 3 and any("cannot carry over" in w for w in resumed["warnings"])
+
+
+def test_a_checkpoint_that_cannot_be_written_stops_with_a_paragraph_and_the_old_file_whole(tmp_path, monkeypatch):
+    from annkit.checkpoint import save_checkpoint, write_or_explain
+
+    path = save_checkpoint(tmp_path / "checkpoints" / "last.safetensors", {"w": torch.ones(2)}, {"epoch": 1})
+
+    def full(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(AnnkitError, match="No space left on device .errno 28.. The file it would replace, if any, is whole"):
+        write_or_explain(path, b"new")
+    monkeypatch.undo()
+    assert load_checkpoint(path).meta["epoch"] == 1
+
+
 def test_resume_may_extend_a_constant_schedule_but_not_a_one_cycle(tmp_path, synthetic_root):
     base = [*SMALL, f"dataset.root={synthetic_root}", "trainer.epochs=2"]
     a, b = tmp_path / "a", tmp_path / "b"

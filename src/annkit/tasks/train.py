@@ -443,9 +443,11 @@ def open_resume(value: str, run_dir: Path) -> Checkpoint:
     return ckpt
 
 
-def restore(setup: Setup, scheduler: Any, ckpt: Checkpoint) -> FitState:
+def restore(setup: Setup, scheduler: Any, ckpt: Checkpoint) -> tuple[FitState, str | None]:
     """Put the checkpoint's weights, optimizer, scheduler and loop state back, and the random
-    streams last, so the next step is the one the interrupted run would have taken."""
+    streams last, so the next step is the one the interrupted run would have taken. On another
+    kind of device (cpu ↔ cuda) the device's random streams cannot carry over: the run goes on
+    from the same state with fresh ones, and the returned note says so."""
     state = ckpt.state
     load_strict(setup.model, ckpt, "this run's model")
     setup.optimizer.load_state_dict(state["optimizer"])
@@ -454,8 +456,13 @@ def restore(setup: Setup, scheduler: Any, ckpt: Checkpoint) -> FitState:
     progress = FitState.from_tree(state["fit"])
     progress.perm = None if progress.perm is None else progress.perm.to(setup.device)
     progress.best_state = {k: v.to(setup.device) for k, v in progress.best_state.items()}
-    set_rng_state(state["rng"], [setup.rng])
-    return progress
+    was = torch.device(ckpt.meta.get("device", str(setup.device)))
+    if was.type == setup.device.type:
+        set_rng_state(state["rng"], [setup.rng])
+        return progress, None
+    return progress, (f"resumed on {setup.device} a run that was on {was}: its {was.type} random streams (shuffling, "
+                      f"augmentation, dropout) cannot carry over, so the run goes on from the same state with fresh ones "
+                      f"— it continues, but not bit for bit as it would have on {was}.")
 
 
 # ── the task ────────────────────────────────────────────────────────────────────────────────────
@@ -547,12 +554,19 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
             "input_shape": list(data.input_shape), "preprocessing": data.preprocessing, "output_activation": head.output,
         },
         "resumed": resumed,
+        "device": str(setup.device),
     }
+    lr_found = found.summary() if found is not None else ckpt.meta.get("lr_find") if ckpt is not None else None
+    if lr_found is not None:
+        meta["lr_find"] = lr_found  # a resumed run reports the search its first part made
     progress = FitState()
     elapsed_before = 0.0
     if ckpt is not None:
         elapsed_before = ckpt.state.get("elapsed_s", 0.0)
-        progress = restore(setup, scheduler, ckpt)  # the random streams last: nothing may draw after this
+        progress, note = restore(setup, scheduler, ckpt)  # the random streams last: nothing may draw after this
+        if note:
+            warnings.append(note)
+            reporter.warn(note)
 
     def capture() -> dict[str, Any]:
         return {"fit": progress.tree(), "optimizer": optimizer.state_dict(),
@@ -615,7 +629,7 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
         "data": {"name": resolved["dataset"]["name"], "source": data.source, "train": len(data.train),
                  "val": len(data.val), "test": len(data.test), "notes": data.notes,
                  **({"train_class_counts": dict(zip(data.names, setup.train_counts))} if setup.train_counts else {})},
-        **({"lr_find": found.summary()} if found is not None else {}),
+        **({"lr_find": lr_found} if lr_found is not None else {}),
         **({"init_from": setup.init.summary()} if setup.init is not None else {}),
         **({"resumed": resumed} if resumed else {}),
         "history": result.history,
