@@ -19,7 +19,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import annkit.loop
 from annkit.checkpoint import load_checkpoint
-from annkit.errors import AnnkitError, Interrupted, TrainingDiverged
+from annkit.errors import AnnkitError, Interrupted
 from annkit.tasks.train import prepare_argv, train
 from tests.conftest import OFFLINE_ENV, annkit_command, assert_user_error, make_idx_dataset, run_annkit
 
@@ -191,6 +191,13 @@ def test_resume_may_extend_a_constant_schedule_but_not_a_one_cycle(tmp_path, syn
         train(composed([*base, "trainer.epochs=4", f"resume={tmp_path / 'c'}"]), tmp_path / "c", console=quiet())
     with pytest.raises(AnnkitError, match="nothing left to do"):
         train(composed([*base, f"resume={tmp_path / 'c'}"]), tmp_path / "c", console=quiet())
+    early = [*base, "scheduler=none", "trainer.epochs=5", "trainer.early_stopping.patience=1", "trainer.early_stopping.min_delta=10"]
+    stopped = train(composed(early), tmp_path / "e", console=quiet())
+    assert stopped["stopped_early"] and stopped["epochs"] == 2
+    with pytest.raises(AnnkitError, match=r"finished 2 of 5 epochs \(it stopped early\)"):
+        train(composed([*early, f"resume={tmp_path / 'e'}"]), tmp_path / "e", console=quiet())
+    again = train(composed([*early, "trainer.epochs=8", f"resume={tmp_path / 'e'}"]), tmp_path / "e", console=quiet())
+    assert again["epochs"] == 2 and again["test"] == stopped["test"]  # out of patience: it stays stopped
 
 
 def test_resume_refuses_a_config_that_changes_the_run(tmp_path, synthetic_root, precious):

@@ -292,7 +292,9 @@ def fit(
     recent = torch.empty(log_every, device=device)  # this read interval's losses: pins a NaN's step
     lrs: list[float] = []  # and their learning rates
     val: dict[str, Any] = st.best_val
-    result_flags: dict[str, Any] = {"stopped_early": False, "interrupted": False, "diverged": None}
+    # a resumed state that had already run out of patience stays stopped
+    result_flags: dict[str, Any] = {"stopped_early": stop.patience is not None and st.bad_epochs >= stop.patience,
+                                    "interrupted": False, "diverged": None}
 
     def read(running: Running, epoch: int) -> tuple[float, float, float, int] | None:
         """The running sums (one host sync); None when a non-finite loss entered them (``diverged`` set)."""

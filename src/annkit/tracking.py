@@ -116,7 +116,7 @@ def facts_grid(facts: Sequence[tuple[str, str]]) -> Table:
     grid.add_column()
     for label, text in facts:
         grid.add_row(label, text)
-        log.info("%s: %s", label, text)
+        log.info("%s: %s", label or "note", text)
     return grid
 
 

@@ -37,7 +37,7 @@ from annkit.inference import (
     table_inputs,
 )
 from annkit.runtime import resolve_device
-from annkit.tracking import shown
+from annkit.tracking import facts_grid, shown
 
 log = logging.getLogger("annkit")
 SHOWN_ROWS = 20  # up to this many inputs, the terminal shows them all; beyond, the first 10
@@ -116,12 +116,7 @@ def predict_inputs(cfg: DictConfig, run_dir: Path, console: Console | None = Non
 
 def show(console: Console, facts: list[tuple[str, str]], task: str, header: list[str], rows: list[list[str]], out: Path) -> None:
     """The facts, then the predictions: all of them up to 20 inputs, else the first 10 and the path."""
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold cyan", no_wrap=True)
-    grid.add_column()
-    for label, text in facts:
-        grid.add_row(label, text)
-        log.info("%s: %s", label or "note", text)
+    grid = facts_grid(facts)
     if task == "classification":
         keep = [0, 1, 2]  # input, predicted, confidence
     elif task == "multilabel":
