@@ -230,6 +230,9 @@ def test_prepare_argv_reapplies_the_runs_overrides_and_picks_its_run_dir(tmp_pat
         prepare_argv([f"resume={run}/checkpoints/best.safetensors"])
     with pytest.raises(AnnkitError, match="not an annkit run dir"):
         prepare_argv([f"resume={tmp_path}"])
+    (tmp_path / "loose.safetensors").write_bytes(last.read_bytes())
+    with pytest.raises(AnnkitError, match="this checkpoint is not in one"):
+        prepare_argv([f"resume={tmp_path / 'loose.safetensors'}"])
     (run / "checkpoints" / "last.safetensors").write_bytes(b"\x80\x04truncated")
     with pytest.raises(AnnkitError, match="not an annkit checkpoint"):
         prepare_argv([f"resume={run}"])
@@ -364,7 +367,11 @@ def test_a_killed_process_resumes_from_its_last_step_checkpoint(tmp_path, fashio
     proc.kill()
     proc.wait()
     run = tmp_path / "dead"
-    assert len(list((run / "checkpoints").glob("step-*.safetensors"))) == 2
+    kept = sorted((run / "checkpoints").glob("step-*.safetensors"))
+    assert len(kept) == 2
+    with pytest.raises(AnnkitError, match="the run went on past this checkpoint"):
+        prepare_argv([f"resume={kept[0]}"])  # the older copy: resuming it would rewrite the steps after it
+    assert prepare_argv([f"resume={kept[1]}"])[-3] == f"resume='{kept[1].resolve()}'"  # the newest equals last
     proc = run_annkit("train", f"resume={run}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert_same_run(real_reference[0], run, real_reference[1], json.loads((run / "metrics.json").read_text()))

@@ -40,7 +40,7 @@ EXAMPLES = [
     ("annkit lr-find optimizer=sgd", "find a learning rate (plot, suggestion, band)"),
     ("annkit train optimizer.lr=auto", "run the LR finder first, then train at its suggestion"),
     ("annkit train resume=outputs/train/runs/<time>", "go on with a stopped run (Ctrl-C saves it), exactly where it stopped"),
-    ("annkit train model.init_from=<run>/checkpoints/best.safetensors model.freeze=[0]", "fine-tune: start from a run's weights"),
+    ("annkit train model.init_from=<checkpoint> model.freeze=[0]", "fine-tune: start from a run's weights, first layer fixed"),
     ("annkit train experiment=xor_tanh", "an experiment from the slides (configs/experiment/)"),
     ("annkit train dataset=csv dataset.path=t.csv dataset.target=y", "your own table"),
     ("annkit eval checkpoint=<run dir>/checkpoints/best.safetensors", "score a checkpoint on its test split"),
