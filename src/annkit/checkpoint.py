@@ -34,7 +34,9 @@ from safetensors.torch import save
 
 from annkit import __version__
 from annkit.errors import AnnkitError
+from annkit.head import output_width
 from annkit.loop import FitState, Hook
+from annkit.models import MLP
 
 FORMAT = "annkit.checkpoint/2"
 READABLE = ("annkit.checkpoint/1", FORMAT)  # /1: weights and meta only (no training state)
@@ -253,19 +255,14 @@ def describe_mismatch(match: Match, limit: int = 4) -> str:
 def architecture(meta: dict[str, Any]) -> str:
     """'784 → 64 → 10 MLP (relu, batch norm)' from a checkpoint's metadata."""
     m, d = meta["config"]["model"], meta["data"]
-    from annkit.head import output_width
-
     widths = [math.prod(d["input_shape"]), *m["hidden"], output_width(d["task"], len(d["classes"]), meta["config"]["loss"]["name"])]
     act = m["activation"] if isinstance(m["activation"], str) else m["activation"].get("name")
     extras = [act] + ([f"{m['norm']} norm"] if m["norm"] != "none" else [])
     return f"{' → '.join(map(str, widths))} MLP ({', '.join(extras)})"
 
 
-def model_from_meta(meta: dict[str, Any]) -> torch.nn.Module:
+def model_from_meta(meta: dict[str, Any]) -> MLP:
     """The untrained network a checkpoint's metadata describes (its config's model, its data's shape)."""
-    from annkit.head import output_width
-    from annkit.models import MLP
-
     m, d = meta["config"]["model"], meta["data"]
     return MLP(
         math.prod(d["input_shape"]), m["hidden"], output_width(d["task"], len(d["classes"]), meta["config"]["loss"]["name"]),
