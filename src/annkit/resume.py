@@ -68,9 +68,10 @@ def resume_checkpoint(value: str) -> Path:
             f"Resume from the run dir, or start a new run from its weights with model.init_from={value}."
         )
     last = path.parent / "last.safetensors"
-    if path.name != "last.safetensors" and last.is_file() and peek(last).meta["step"] > meta["step"]:
+    newest = peek(last).meta["step"] if path.name != "last.safetensors" and last.is_file() else meta["step"]
+    if newest > meta["step"]:
         raise AnnkitError(
-            f"resume={value}: the run went on past this checkpoint (step {meta['step']}) to step {peek(last).meta['step']} "
+            f"resume={value}: the run went on past this checkpoint (step {meta['step']}) to step {newest} "
             f"(last.safetensors); resuming here would rewrite what it did since. Resume the run dir (its last state), or "
             f"start a new run from these weights with model.init_from={value}."
         )

@@ -517,8 +517,9 @@ def init_table(report: InitReport, model_state: dict[str, torch.Tensor]) -> Tabl
 def diverged_message(where: dict[str, Any], progress: FitState, run_dir: Path, steps: int, overrides: list[str]) -> str:
     """What happened (step, epoch, lr), what is kept, and what to try."""
     last = run_dir / "checkpoints" / "last.safetensors"
-    kept = (f"{shown(last)} holds the last good state (epoch {peek(last).meta['epoch']}, step {peek(last).meta['step']})"
-            if last.is_file() else "no checkpoint had been written yet")
+    good = peek(last).meta if last.is_file() else None
+    kept = (f"{shown(last)} holds the last good state (epoch {good['epoch']}, step {good['step']})"
+            if good is not None else "no checkpoint had been written yet")
     lr = where["lr"]
     if where.get("all_skipped"):
         what = (f"Every batch of epoch {where['epoch']} gave a NaN or infinite loss and was skipped "
