@@ -112,7 +112,7 @@ def test_csv_classification_with_string_labels_and_a_weight_column(tmp_path, flo
     acc = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0, "tensors": 0})
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
-    assert {"val/balanced_accuracy", "val/recall/iris", "val/recall/rose", "final/test_balanced_accuracy"} <= tags
+    assert {"balanced_accuracy/val", "recall/val/iris", "recall/val/rose", "final/test_balanced_accuracy"} <= tags
     (final,) = acc.Scalars("final/test_balanced_accuracy")
     assert final.value == pytest.approx(m["test"]["balanced_accuracy"])
     text = acc.Tensors("test/confusion_matrix/text_summary")[0].tensor_proto.string_val[0].decode()
@@ -142,7 +142,7 @@ def test_csv_regression_reports_mse_mae_r2_and_logs_the_penalty_apart(tmp_path):
     torch.testing.assert_close(w[0] / std, torch.tensor([2.0, -1.0]), atol=0.05, rtol=0)
     acc = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0})
     acc.Reload()
-    assert {"train/penalty", "val/r2", "val/mae", "final/test_r2"} <= set(acc.Tags()["scalars"])
+    assert {"loss/penalty", "r2/val", "mae/val", "final/test_r2"} <= set(acc.Tags()["scalars"])
 
 
 def test_csv_multilabel_targets_use_one_sigmoid_per_label(tmp_path):

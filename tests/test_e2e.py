@@ -100,14 +100,14 @@ def test_tensorboard_events(real_run):
     _, run_dir, m = real_run
     acc = events(run_dir / "tb")
     scalars = set(acc.Tags()["scalars"])
-    assert {"train/loss", "train/accuracy", "val/loss", "val/accuracy", "val/balanced_accuracy", "val/recall/Ankle boot",
-            "epoch/lr", "time/epoch_s", "time/samples_per_s", "final/test_balanced_accuracy"} <= scalars
-    assert "train/penalty" not in scalars  # no L1/L2 in the default recipe
+    assert {"loss/train", "acc/train", "loss/val", "acc/val", "balanced_accuracy/val", "recall/val/Ankle boot",
+            "lr", "time/epoch_s", "throughput/samples_per_s", "final/test_balanced_accuracy"} <= scalars
+    assert "loss/penalty" not in scalars  # no L1/L2 in the default recipe
     row = m["history"][0]
-    for tag in ("train/loss", "val/loss", "val/accuracy"):
+    for tag, key in (("loss/train", "train/loss"), ("loss/val", "val/loss"), ("acc/val", "val/accuracy")):
         (event,) = acc.Scalars(tag)
-        assert event.step == 1 and event.value == pytest.approx(row[tag], rel=1e-6)
-    assert [e.step for e in acc.Scalars("step/train_loss")] == [2, 4, 6, 8]  # 8 steps of 256, log_every=2
+        assert event.step == 1 and event.value == pytest.approx(row[key], rel=1e-6)
+    assert [e.step for e in acc.Scalars("step/loss_train")] == [2, 4, 6, 8]  # 8 steps of 256, log_every=2
     hp = hparams_of(acc)
     assert hp["model.activation"] == "relu" and hp["optimizer.lr"] == pytest.approx(2e-3)
     assert hp["model.hidden"] == "[1024, 1024]" and hp["dataset.limit_train"] == 2000

@@ -105,7 +105,7 @@ def test_a_run_stopped_anywhere_and_resumed_is_bit_identical(tmp_path, monkeypat
     assert resumed["resumed"] == [{"from": str(tmp_path / "checkpoints" / "last.safetensors"),
                                    "epoch": saved.meta["epoch"], "batch": saved.meta["batch"], "step": at}]
     # TensorBoard: the per-step curve and the per-epoch curve, each step once, values as in the reference
-    for tag in ("step/train_loss", "val/accuracy", "train/loss"):
+    for tag in ("step/loss_train", "acc/val", "loss/train"):
         assert tb_steps(tmp_path, tag) == tb_steps(ref_run, tag), tag
 
 
@@ -355,7 +355,7 @@ def test_sigint_to_a_real_train_process_then_resume_equals_the_uninterrupted_run
     assert_same_run(real_reference[0], run, real_reference[1], json.loads((run / "metrics.json").read_text()))
     assert (run / ".hydra" / "overrides.yaml").read_text().count("resume") == 0  # the original record is kept
     assert "resume=" in (run / ".hydra" / "resume-1" / "overrides.yaml").read_text()
-    assert [s for s, _ in tb_steps(run, "step/train_loss")] == [s for s, _ in tb_steps(real_reference[0], "step/train_loss")]
+    assert [s for s, _ in tb_steps(run, "step/loss_train")] == [s for s, _ in tb_steps(real_reference[0], "step/loss_train")]
 
 
 def test_a_killed_process_resumes_from_its_last_step_checkpoint(tmp_path, fashion_dir, real_reference):
@@ -375,7 +375,7 @@ def test_a_killed_process_resumes_from_its_last_step_checkpoint(tmp_path, fashio
     proc = run_annkit("train", f"resume={run}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert_same_run(real_reference[0], run, real_reference[1], json.loads((run / "metrics.json").read_text()))
-    assert tb_steps(run, "step/train_loss") == tb_steps(real_reference[0], "step/train_loss")
+    assert tb_steps(run, "step/loss_train") == tb_steps(real_reference[0], "step/loss_train")
 
 
 def test_a_second_ctrl_c_stops_at_once_and_leaves_whole_files(tmp_path, fashion_dir):

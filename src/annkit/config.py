@@ -304,6 +304,14 @@ TRAIN_SCHEMA: dict[str, Any] = {
         "nan_policy": choice("stop", "skip_batch"),
         "checkpoint": {"every_n_steps": integer(1, nullable=True), "keep_last": integer(0)},
     },
+    "logger": {
+        "confusion": BOOL,
+        "images_every": Rule(lambda v: v == "auto" or (_is_int(v) and v >= 0), "auto or a whole number ≥ 0 (0 = never)"),
+        "misclassified": integer(1, 256),
+        "boundary_resolution": integer(10, 1000),
+        "histograms": BOOL,
+        "histograms_every": integer(1),
+    },
     "resume": Rule(lambda v: v is None or (isinstance(v, str) and v != ""), "a run dir or a checkpoint path, or null"),
 }
 

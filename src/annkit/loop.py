@@ -162,12 +162,14 @@ class Hook:
 
     ``on_save_point`` comes every ``save_every`` steps, when the state between two steps is known
     to be finite. ``on_log`` gets the training means since the previous log point: ``loss`` (the weighted data
-    loss), plus ``penalty`` when L1/L2 is on and ``accuracy`` when the task has one."""
+    loss), plus ``penalty`` when L1/L2 is on and ``accuracy`` when the task has one. ``on_eval`` gets each
+    epoch's full validation report (confusion matrix, per-class numbers) before ``on_epoch_end``."""
 
     def on_fit_start(self, *, epochs: int, steps_per_epoch: int) -> None: ...
     def on_step(self, step: int) -> None: ...
     def on_save_point(self, step: int) -> None: ...
     def on_log(self, *, step: int, epoch: int, lr: float, metrics: dict[str, float]) -> None: ...
+    def on_eval(self, epoch: int, report: dict[str, Any]) -> None: ...
     def on_epoch_end(self, row: dict[str, float], *, is_best: bool) -> None: ...
     def on_fit_end(self) -> None: ...
 
@@ -375,6 +377,8 @@ def fit(
         st.train_seconds += epoch_train_s
         st.samples += running.count
         val = evaluate(model, val_batches, head=head, prepare=prepare, autocast_dtype=autocast_dtype)
+        for hook in hooks:
+            hook.on_eval(epoch, val)
         row: dict[str, float] = {"epoch": epoch, "step": st.step}
         row.update({f"train/{k}": v for k, v in running.means(sums).items()})
         row.update({f"val/{k}": v for k, v in scalars(val).items()})

@@ -6,8 +6,9 @@ terminal (CI, pipes, files) it prints the same rows as plain aligned lines and n
 Every line also goes to the run's log file through the ``annkit`` logger.
 
 :class:`TensorBoardLogger` writes scalars per log interval (x = global step) and per epoch
-(x = epoch, so runs with different batch sizes line up), the resolved config as text, and at
-the end the hparams summary (the flattened config) with the run's real final metrics.
+(x = epoch, so runs with different batch sizes line up) under the tag scheme of
+:mod:`annkit.dashboard`, the resolved config and the model summary as text, the custom-scalars
+layout, and at the end the hparams summary with the run's real final metrics.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -287,50 +290,76 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 class TensorBoardLogger(Hook):
-    """Per epoch every metric of the row under its own tag (``train/loss``, ``val/balanced_accuracy``,
-    ``val/recall/<class>``, …) plus ``epoch/lr`` and ``time/*``; per log interval ``step/train_*``."""
-
-    RENAMED = {"lr": "epoch/lr", "train_s": "time/train_s", "epoch_s": "time/epoch_s", "samples_per_s": "time/samples_per_s"}
+    """Scalars under annkit's tag scheme (:mod:`annkit.dashboard`): per epoch every metric of the
+    row (``loss/train``, ``acc/val``, ``recall/val/<class>``, ``lr``, ``time/*``,
+    ``throughput/samples_per_s``; x = epoch), per log interval ``step/*`` (x = global step), and at
+    the end the hparams of the run with its real final metrics (``final/*``). ``seconds`` adds up
+    the time spent writing (the cost of logging, which metrics.json reports)."""
 
     def __init__(self, log_dir: Path, config_yaml: str, purge_step: int | None = None) -> None:
         """``purge_step``: a resumed run's first step. TensorBoard then hides the events an earlier
         process wrote at that step or later (after its last checkpoint), so curves do not double."""
         from torch.utils.tensorboard import SummaryWriter
 
+        started = time.perf_counter()
         self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
         if purge_step is None:  # four-space indent = a markdown code block in TensorBoard's text tab
             self.writer.add_text("config", "\n".join("    " + line for line in config_yaml.splitlines()), 0)
+        self.seconds = time.perf_counter() - started
+
+    @contextmanager
+    def timed(self) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def describe(self, task: str, penalty: bool, model_markdown: str) -> None:
+        """A new run's custom-scalars layout (train and val on one chart) and its model summary."""
+        from annkit.dashboard import layout
+
+        with self.timed():
+            self.writer.add_custom_scalars(layout(task, penalty))
+            self.writer.add_text("model", model_markdown, 0)
 
     def scalar(self, tag: str, value: float, step: int) -> None:
         self.writer.add_scalar(tag, value, step)
 
     def on_log(self, *, step: int, epoch: int, lr: float, metrics: dict[str, float]) -> None:
-        for name, value in metrics.items():
-            self.writer.add_scalar(f"step/train_{name}", value, step)
-        self.writer.add_scalar("step/lr", lr, step)
+        from annkit.dashboard import step_tag
+
+        with self.timed():
+            for name, value in metrics.items():
+                self.writer.add_scalar(step_tag(name), value, step)
+            self.writer.add_scalar("step/lr", lr, step)
 
     def on_epoch_end(self, row: dict[str, float], *, is_best: bool) -> None:
-        epoch = int(row["epoch"])
-        for key, value in row.items():
-            tag = self.RENAMED.get(key, key)
-            if "/" in tag:
-                self.writer.add_scalar(tag, value, epoch)
-        self.writer.flush()
+        from annkit.dashboard import epoch_tag
+
+        with self.timed():
+            epoch = int(row["epoch"])
+            for key, value in row.items():
+                tag = epoch_tag(key)
+                if tag is not None:
+                    self.writer.add_scalar(tag, value, epoch)
+            self.writer.flush()
 
     def text(self, tag: str, markdown: str, step: int) -> None:
         self.writer.add_text(tag, markdown, step)
 
-    def finish(self, config: Mapping[str, Any], final: Mapping[str, float], step: int) -> None:
-        """Write the hparams summary (flattened config) and its metrics (``final``, real values)."""
-        from torch.utils.tensorboard.summary import hparams
+    def finish(self, hparams: Mapping[str, Any], final: Mapping[str, float], step: int) -> None:
+        """Write the run's hparams (see :func:`annkit.dashboard.hparam_values`) and its metrics
+        (``final``, real values: the HParams table's columns), then close."""
+        from torch.utils.tensorboard.summary import hparams as hparams_summary
 
-        hp = {k: v for k, v in flatten(config).items() if not k.endswith("._partial_")}
-        experiment, start, end = hparams(hp, dict(final))
-        for summary in (experiment, start, end):
-            self.writer.file_writer.add_summary(summary, step)
-        for tag, value in final.items():
-            self.writer.add_scalar(tag, value, step)
-        self.close()
+        with self.timed():
+            experiment, start, end = hparams_summary(dict(hparams), dict(final))
+            for summary in (experiment, start, end):
+                self.writer.file_writer.add_summary(summary, step)
+            for tag, value in final.items():
+                self.writer.add_scalar(tag, value, step)
+            self.close()
 
     def close(self) -> None:
         self.writer.flush()

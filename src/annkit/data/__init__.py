@@ -18,7 +18,7 @@ import torch
 from annkit.data.batcher import Batcher, Preprocess, augment, normalize
 from annkit.errors import unknown_name
 
-__all__ = ["Batcher", "Data", "Preprocess", "Split", "augment", "load_data", "normalize", "split_indices", "split_train_val"]
+__all__ = ["Batcher", "Data", "Plane", "Preprocess", "Split", "augment", "load_data", "normalize", "split_indices", "split_train_val"]
 
 
 @dataclass
@@ -29,6 +29,17 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.y)
+
+
+@dataclass
+class Plane:
+    """A 2-D dataset's input plane (TF Playground's picture): where its points lie, and how a point
+    of the plane becomes a model input — for decision-boundary images."""
+
+    inputs: Callable[[np.ndarray], np.ndarray]  # G×2 points (x1, x2) → G×F float32 inputs, as the splits hold them
+    points: dict[str, np.ndarray]  # split → N×2 coordinates of its samples, in split order
+    extent: tuple[float, float, float, float]  # x1 min, x1 max, x2 min, x2 max
+    axes: tuple[str, str] = ("x1", "x2")
 
 
 @dataclass
@@ -44,6 +55,7 @@ class Data:
     source: str  # where the data came from (folder, file, generator)
     preprocessing: dict[str, Any]  # JSON-able: how raw inputs become model inputs (for checkpoints)
     notes: list[str] = field(default_factory=list)  # shown in the header: inferred task, thinned classes, …
+    plane: Plane | None = None  # 2-D generated data (the playground): its plane, whatever the features
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from annkit.data import Data, Split, split_indices
+from annkit.data import Data, Plane, Split, split_indices
 from annkit.data.csv_table import csv_columns, read_csv_table
 from annkit.data.playground import CLASSES as PLAYGROUND_CLASSES
 from annkit.data.playground import generate, make_features
@@ -145,12 +145,22 @@ def load_playground(
         train_idx, y, task=task, k=k, class_fraction=class_fraction, label_noise=label_noise, rng=rng,
     )
     x = make_features(points, features)
-    return build(
+    data = build(
         x, shaped, (x[val_idx], y[val_idx]), (x[test_idx], y[test_idx]), task=task,
         names=PLAYGROUND_CLASSES if task == "classification" else ("target",), features=features,
         standardize_inputs=standardize, source=f"TF Playground {kind} ({task}), n={n}, noise {noise:g}",
         notes=[], device=device,
     )
+    stats = data.preprocessing
+    mean = np.asarray(stats.get("mean", 0.0))
+    std = np.asarray(stats.get("std", 1.0))
+
+    def inputs(grid: np.ndarray) -> np.ndarray:  # points of the plane → the features the model reads
+        return ((make_features(grid.astype(np.float32), features) - mean) / std).astype(np.float32)
+
+    data.plane = Plane(inputs, {"train": points[shaped.idx], "val": points[val_idx], "test": points[test_idx]},
+                       (-6.0, 6.0, -6.0, 6.0))
+    return data
 
 
 def load_csv(

@@ -29,6 +29,7 @@ from rich.table import Table
 from annkit import __version__
 from annkit.checkpoint import Checkpoint, Checkpointer, atomic_write_bytes, load_strict, peek
 from annkit.config import validate
+from annkit.dashboard import Dashboard, hparam_values, model_markdown, table_plane
 from annkit.data import Batcher, Data, load_data
 from annkit.errors import AnnkitError, Interrupted, TrainingDiverged, user_errors
 from annkit.finetune import InitReport, init_from, param_groups, report_markdown, resolve_freeze
@@ -40,7 +41,7 @@ from annkit.models import ACTIVATIONS, MLP, ZERO_GRADIENT, activation_name, coun
 from annkit.resume import open_resume, override_key, resumed_config
 from annkit.resume import prepare_argv as prepare_argv  # the cli calls each task module's prepare_argv
 from annkit.runtime import StopSignals, autocast_dtype, generator, resolve_device, rng_state, seed_everything, set_rng_state
-from annkit.tracking import ConsoleReporter, TensorBoardLogger, confusion_markdown, shown
+from annkit.tracking import ConsoleReporter, TensorBoardLogger, confusion_markdown, flatten, shown
 
 
 def build_scheduler(
@@ -384,7 +385,8 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
             if ckpt.meta["batch"] else f"the end of epoch {ckpt.meta['epoch']}"
         header.append(("resume", f"from {shown(ckpt.path)} at {where} (step {ckpt.meta['step']})"))
         resumed.append({"from": str(ckpt.path), "epoch": ckpt.meta["epoch"], "batch": ckpt.meta["batch"], "step": ckpt.meta["step"]})
-    reporter.header(header, summarize(model, data.input_shape), params)
+    layers = summarize(model, data.input_shape)
+    reporter.header(header, layers, params)
     if setup.init is not None:
         reporter.print(init_table(setup.init, model.state_dict()))
     warnings = [w for w in [zero_gradient_warning(m["hidden"], m["activation"])] if w]
@@ -396,6 +398,7 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
     for note in warnings:
         reporter.warn(note)
     if ckpt is None:
+        tensorboard.describe(data.task, setup.penalty is not None, model_markdown(layers, params, trainable))
         tensorboard.scalar("params/trainable", trainable, 0)
         tensorboard.scalar("params/frozen", params - trainable, 0)
         if setup.init is not None:
@@ -428,6 +431,7 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
                 "rng": rng_state([setup.rng]), "elapsed_s": elapsed_before + time.perf_counter() - started}
 
+    dashboard = make_dashboard(setup, tensorboard)
     checkpointer = Checkpointer(run_dir / "checkpoints", model, meta, capture, progress, keep_last=t["checkpoint"]["keep_last"])
     with StopSignals() as stop:
         result = fit(
@@ -439,7 +443,7 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
             log_every=t["log_every"], state=progress, nan_policy=t["nan_policy"], should_stop=stop,
             save_every=t["checkpoint"]["every_n_steps"],
             # saved first, announced last: a row on screen means its checkpoint is on disk
-            hooks=[checkpointer, tensorboard, reporter],
+            hooks=[checkpointer, tensorboard, dashboard, reporter],
         )
         if result.diverged is not None:
             raise TrainingDiverged(diverged_message(result.diverged, progress, run_dir, len(train_batches), overrides))
@@ -497,10 +501,32 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
         final["final/skipped_batches"] = float(result.skipped)
     if data.task == "classification":
         tensorboard.text("test/confusion_matrix", confusion_markdown(test["confusion_matrix"], data.names), len(result.history))
-    tensorboard.finish(resolved, final, step=len(result.history))
+    dashboard.test(test, len(result.history))
+    tensorboard.finish(hparam_values(flatten(resolved), overrides), final, step=len(result.history))
+    metrics["logging_s"] = tensorboard.seconds + dashboard.seconds  # scalars, texts, pictures, hparams (this process)
     atomic_write_bytes(run_dir / "metrics.json", json.dumps(finite_or_null(metrics), indent=2, allow_nan=False).encode())
     reporter.summary(metrics, run_dir)
     return metrics
+
+
+def make_dashboard(setup: Setup, tensorboard: TensorBoardLogger) -> Dashboard:
+    """The pictures of ``logger.*``: confusion matrices, decision boundaries of 2-D data (the
+    playground's plane, or a table's two columns), misclassified images, histograms."""
+    lg, data = setup.resolved["logger"], setup.data
+    epochs = setup.resolved["trainer"]["epochs"]
+    plane = data.plane
+    if plane is None and data.input_shape == (2,) and data.task != "multilabel":
+        names = data.preprocessing.get("features") or ["x1", "x2"]
+        plane = table_plane({"train": data.train.x, "test": data.test.x}, (str(names[0]), str(names[1])))
+    labels = ({split: getattr(data, split).y.cpu().numpy() for split in ("train", "val", "test")}
+              if plane is not None else None)
+    every = lg["images_every"] if lg["images_every"] != "auto" else max(1, math.ceil(epochs / 10))
+    return Dashboard(
+        tensorboard.writer, setup.model, setup.head, names=data.names, prepare=data.prepare,
+        val=(data.val.x, data.val.y), plane=plane, labels=labels, images=len(data.input_shape) >= 2,
+        images_every=every, confusion=lg["confusion"], histograms_every=lg["histograms_every"] if lg["histograms"] else 0,
+        misclassified=lg["misclassified"], resolution=lg["boundary_resolution"], epochs=epochs,
+    )
 
 
 def init_table(report: InitReport, model_state: dict[str, torch.Tensor]) -> Table:
