@@ -11,12 +11,18 @@ each batch size:
   normalised  the same with ToTensor() + Normalize(mean, std): the inputs annkit trains on
   preloaded   the compute bound: normalised float tensors preloaded, randperm + index, step
 
+``--logging N`` also runs the real default recipe (``annkit train``, in this process, N epochs on
+the full data) and reports what its TensorBoard logging cost: the seconds spent writing scalars,
+texts, confusion matrices, misclassified grids and hparams (metrics.json's ``logging_s``) per
+epoch and as a share of the epoch time (the issue-6 budget: at most 3 %).
+
 Every loop first runs one untimed epoch (allocator and kernel warm-up), then ``--epochs``
 timed epochs; s/epoch is their mean. Prints a rich table and the ratios; ``--json`` also
 writes them to a file. One run, one machine: compare ratios, not absolute numbers.
 
     python scripts/bench.py                      # batch sizes 64 and 256, 2 timed epochs, CPU
     python scripts/bench.py --device cuda --epochs 2
+    python scripts/bench.py --batch-sizes --logging 6   # only the logging cost of the default recipe
 """
 
 from __future__ import annotations
@@ -68,6 +74,24 @@ def bench_annkit(data, bs: int, epochs: int, device: torch.device) -> float:
     )
     # fit times each epoch's training pass itself (ending with its host read of the sums)
     return sum(row["train_s"] for row in result.history[1:]) / epochs
+
+
+def bench_logging(root: str, epochs: int, device: str) -> dict[str, float]:
+    """The default recipe for ``epochs`` epochs through annkit's own train task (checkpoints,
+    TensorBoard, console into a buffer): its logging seconds against its epoch seconds."""
+    import io
+
+    from hydra import compose, initialize_config_module
+
+    from annkit.tasks.train import train
+
+    with initialize_config_module(config_module="annkit.configs", version_base=None):
+        cfg = compose("train", [f"trainer.epochs={epochs}", f"dataset.root={root}", f"trainer.device={device}"])
+    with tempfile.TemporaryDirectory() as run_dir:
+        m = train(cfg, Path(run_dir), console=Console(file=io.StringIO()))
+    epoch_s = sum(row["epoch_s"] for row in m["history"])
+    return {"epochs": epochs, "epoch_s": epoch_s / epochs, "logging_s": m["logging_s"] / epochs,
+            "share": m["logging_s"] / epoch_s, "test_accuracy": m["test"]["accuracy"]}
 
 
 def plain_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -146,11 +170,13 @@ def cpu_name() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--batch-sizes", type=int, nargs="*", default=[64, 256], help="none: skip the loop comparison")
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per loop (after one warm-up epoch)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
     parser.add_argument("--root", default=None, help="folder with the Fashion-MNIST IDX files (default: annkit's search)")
     parser.add_argument("--skip-dataloader", action="store_true", help="leave out the two (slow) DataLoader loops")
+    parser.add_argument("--logging", type=int, default=0, metavar="EPOCHS",
+                        help="also run the default recipe for EPOCHS epochs and report its TensorBoard logging cost")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
 
@@ -201,10 +227,19 @@ def main() -> None:
         cells.append(f"{r['annkit_over_preloaded']:.2f}×")
         cells += [f"{r[k]:.1f}×" if k in r else "–" for k in ("quickstart_over_annkit", "normalised_over_annkit", "quickstart_over_preloaded")]
         table.add_row(*cells)
-    console.print(table)
+    if results:
+        console.print(table)
+    logging = None
+    if args.logging:
+        logging = bench_logging(root, args.logging, str(device))
+        console.print(
+            f"[bold]logging[/] (default recipe, {logging['epochs']} epochs, TensorBoard defaults): "
+            f"{logging['logging_s'] * 1000:.0f} ms per epoch of {logging['epoch_s']:.2f} s = "
+            f"[bold]{logging['share']:.1%}[/] of the epoch time · test accuracy {logging['test_accuracy']:.2%}"
+        )
     if args.json:
         meta = {"device": str(device), "hardware": hw, "torch": torch.__version__, "epochs": args.epochs}
-        args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+        args.json.write_text(json.dumps({"meta": meta, "results": results, "logging": logging}, indent=2))
 
 
 if __name__ == "__main__":

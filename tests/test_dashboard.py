@@ -94,6 +94,9 @@ def test_hparams_hold_the_key_config_and_the_real_final_metrics(spiral):
     assert hp["optimizer.lr"] == pytest.approx(0.01) and hp["trainer.epochs"] == 7 and hp["dataset.n"] == 200
     assert "trainer.log_every" not in hp  # not the whole flattened config: the table stays readable
     experiment = plugin(acc, "_hparams_/experiment").experiment
+    differs = {info.name for info in experiment.hparam_infos if info.differs}
+    assert differs == {"experiment", "model.activation", "trainer.epochs", "dataset.n", "logger.images_every",
+                       "logger.histograms", "logger.histograms_every"}  # what the command line set: shown first
     metrics = {info.name.tag for info in experiment.metric_infos}
     assert {"final/test_accuracy", "final/val_accuracy", "final/test_loss", "final/val_loss", "final/best_epoch"} <= metrics
     for tag, expected in (("final/test_accuracy", m["test"]["accuracy"]), ("final/val_loss", m["val"]["loss"]),
@@ -217,7 +220,8 @@ def test_playground_plane_maps_points_to_the_model_inputs():
 def test_hparams_pick_the_overridden_keys_and_group_choices():
     flat = {"model.activation": "relu", "model.hidden": "[8]", "optimizer._target_": "torch.optim.SGD", "optimizer.lr": 0.1,
             "scheduler._target_": None, "trainer.seed": 0, "dataset.name": "xor", "dataset.noise": 0.2}
-    hp = hparam_values(flat, ["dataset=xor", "dataset.noise=0.2", "+trainer.seed=0", "hydra.run.dir=x", "experiment=a"])
+    hp, varying = hparam_values(flat, ["dataset=xor", "dataset.noise=0.2", "+trainer.seed=0", "hydra.run.dir=x", "experiment=a"])
+    assert varying == {"dataset", "dataset.noise", "trainer.seed", "experiment"}
     assert hp == {"dataset": "xor", "dataset.name": "xor", "dataset.noise": 0.2, "experiment": "a", "model.activation": "relu",
                   "model.hidden": "[8]", "optimizer": "SGD", "optimizer.lr": 0.1, "scheduler": "none", "trainer.seed": 0}
 

@@ -82,11 +82,15 @@ KEY_CONFIG = ("dataset.name", "model.name", "model.hidden", "model.activation", 
               "trainer.seed")
 
 
-def hparam_values(flat: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """The run's hparams: :data:`KEY_CONFIG`, the optimizer and scheduler class, and every key the
-    command line set (a sweep's varying keys among them) — ``model=logistic`` as a group choice.
-    ``flat``: the resolved config, flattened (lists as JSON strings)."""
+def hparam_values(flat: Mapping[str, Any], overrides: Sequence[str]) -> tuple[dict[str, Any], set[str]]:
+    """The run's hparams and which of them its command line set.
+
+    The hparams are :data:`KEY_CONFIG`, the optimizer and scheduler class, and every key the
+    command line set (a sweep's varying keys among them; ``model=logistic`` as a group choice).
+    Those set keys are marked as varying, so the HParams table shows them first (it shows 5
+    hparams until you pick more). ``flat``: the resolved config, flattened (lists as JSON strings)."""
     hp: dict[str, Any] = {k: flat[k] for k in KEY_CONFIG if k in flat}
+    varying: set[str] = set()
     for group in ("optimizer", "scheduler"):  # the class, e.g. AdamW, OneCycleLR (none: a constant lr)
         target = flat.get(f"{group}._target_")
         hp[group] = "none" if target in (None, "null") else str(target).rsplit(".", 1)[-1]
@@ -96,11 +100,12 @@ def hparam_values(flat: Mapping[str, Any], overrides: Sequence[str]) -> dict[str
             continue
         if key in flat:
             hp[key] = flat[key]
-        elif any(k.startswith(f"{key}.") for k in flat):  # a whole node: the group option picked
-            hp[key] = value
-        elif "." not in key:  # experiment=…: a group outside the config tree
-            hp[key] = value
-    return {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in sorted(hp.items())}
+        elif any(k.startswith(f"{key}.") for k in flat) or "." not in key:
+            hp[key] = value  # a group option (model=logistic), or a group outside the tree (experiment=…)
+        else:
+            continue
+        varying.add(key)
+    return {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in sorted(hp.items())}, varying
 
 
 def model_markdown(layers: Sequence[LayerRow], params: int, trainable: int) -> str:

@@ -348,13 +348,22 @@ class TensorBoardLogger(Hook):
     def text(self, tag: str, markdown: str, step: int) -> None:
         self.writer.add_text(tag, markdown, step)
 
-    def finish(self, hparams: Mapping[str, Any], final: Mapping[str, float], step: int) -> None:
-        """Write the run's hparams (see :func:`annkit.dashboard.hparam_values`) and its metrics
-        (``final``, real values: the HParams table's columns), then close."""
+    def finish(self, hparams: Mapping[str, Any], final: Mapping[str, float], step: int,
+               varying: set[str] | frozenset[str] = frozenset()) -> None:
+        """Write the run's hparams (see :func:`annkit.dashboard.hparam_values`; ``varying``: those
+        the command line set, shown first) and its metrics (``final``, real values: the HParams
+        table's columns), then close."""
+        from tensorboard.plugins.hparams import plugin_data_pb2
         from torch.utils.tensorboard.summary import hparams as hparams_summary
 
         with self.timed():
             experiment, start, end = hparams_summary(dict(hparams), dict(final))
+            # mark the varying hparams (torch leaves `differs` unset): TensorBoard lists them first
+            meta = experiment.value[0].metadata.plugin_data
+            data = plugin_data_pb2.HParamsPluginData.FromString(meta.content)
+            for info in data.experiment.hparam_infos:
+                info.differs = info.name in varying
+            meta.content = data.SerializeToString()
             for summary in (experiment, start, end):
                 self.writer.file_writer.add_summary(summary, step)
             for tag, value in final.items():

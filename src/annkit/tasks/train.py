@@ -502,7 +502,8 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
     if data.task == "classification":
         tensorboard.text("test/confusion_matrix", confusion_markdown(test["confusion_matrix"], data.names), len(result.history))
     dashboard.test(test, len(result.history))
-    tensorboard.finish(hparam_values(flatten(resolved), overrides), final, step=len(result.history))
+    hparams, varying = hparam_values(flatten(resolved), overrides)
+    tensorboard.finish(hparams, final, step=len(result.history), varying=varying)
     metrics["logging_s"] = tensorboard.seconds + dashboard.seconds  # scalars, texts, pictures, hparams (this process)
     atomic_write_bytes(run_dir / "metrics.json", json.dumps(finite_or_null(metrics), indent=2, allow_nan=False).encode())
     reporter.summary(metrics, run_dir)
