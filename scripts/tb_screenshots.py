@@ -63,7 +63,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = "spiral_activations"
 SUBDIR = "${hydra.job.num}_${model.activation}"  # run names 0_relu/tb, 1_tanh/tb
-TAG_FILTER = r"^(train|val)/(loss|accuracy)$"
+TAG_FILTER = r"^(loss|acc)/(train|val)$"
 METRICS = "final/val_loss,final/val_accuracy,final/test_loss,final/test_accuracy"
 PAGES = ("scalars", "hparams", "images")
 CHROMIUM_FLAGS = [  # every Chromium call; plus --window-size, --user-data-dir and the mode's own
@@ -478,7 +478,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--port", type=int, help="TensorBoard's port (default: a free one)")
     p.add_argument("--tag-filter", default=TAG_FILTER, help=f"Scalars tag regex (default: {TAG_FILTER})")
     p.add_argument("--smoothing", type=float, default=0.0, help="Scalars smoothing weight, 0 to 0.999 (default: 0, the raw curves)")
-    p.add_argument("--images-filter", default="", help="Images tag regex (default: none, every image tag)")
+    p.add_argument("--images-filter", default=r"^(boundary|confusion/test)$", help="Images tag regex (default: the decision boundaries and test confusion matrices; \"\" = every image tag)")
     p.add_argument("--hparams", help="comma list of HParams columns (default: the overrides that differ between the jobs)")
     p.add_argument("--metrics", default=METRICS, help=f"comma list of HParams metric columns (default: {METRICS})")
     p.add_argument("--scalars-size", type=size_arg, default=(1280, 768), metavar="WxH", help="window of the Scalars shot (default: 1280x768)")

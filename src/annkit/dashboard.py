@@ -238,7 +238,8 @@ def boundary_figure(model: nn.Module, head: Head, plane: Plane, prepare: Callabl
     ax.set_ylim(y0, y1)
     ax.set_xlabel(plane.axes[0])
     ax.set_ylabel(plane.axes[1])
-    ax.legend(loc="upper right", fontsize=7, framealpha=0.8)
+    if ax.collections:
+        ax.legend(loc="upper right", fontsize=7, framealpha=0.8)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
