@@ -279,7 +279,21 @@ def misclassified_figure(images: np.ndarray, true: Sequence[int], pred: Sequence
 # ── the hook ───────────────────────────────────────────────────────────────────────────────────
 
 
-class Dashboard(Hook):
+class Timed:
+    """``seconds``: the time spent inside ``with self.timed():`` blocks (what logging cost)."""
+
+    seconds: float = 0.0
+
+    @contextmanager
+    def timed(self) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+class Dashboard(Timed, Hook):
     """Pictures and histograms into ``writer`` (a SummaryWriter) during :func:`annkit.loop.fit`.
 
     ``images_every``: decision boundary and misclassified grid every N epochs and at the last one
@@ -299,14 +313,6 @@ class Dashboard(Hook):
         self.misclassified, self.resolution, self.epochs = misclassified, resolution, epochs
         self.plot: ConfusionPlot | None = None
         self.seconds = 0.0
-
-    @contextmanager
-    def timed(self) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds += time.perf_counter() - start
 
     def due(self, every: int, epoch: int) -> bool:
         return every > 0 and (epoch % every == 0 or epoch == self.epochs)

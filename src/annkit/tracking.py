@@ -17,8 +17,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
+from annkit.dashboard import Timed, epoch_tag, layout, step_tag
 from annkit.loop import Hook
 from annkit.models import LayerRow
 
@@ -289,7 +289,7 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-class TensorBoardLogger(Hook):
+class TensorBoardLogger(Timed, Hook):
     """Scalars under annkit's tag scheme (:mod:`annkit.dashboard`): per epoch every metric of the
     row (``loss/train``, ``acc/val``, ``recall/val/<class>``, ``lr``, ``time/*``,
     ``throughput/samples_per_s``; x = epoch), per log interval ``step/*`` (x = global step), and at
@@ -307,18 +307,8 @@ class TensorBoardLogger(Hook):
             self.writer.add_text("config", "\n".join("    " + line for line in config_yaml.splitlines()), 0)
         self.seconds = time.perf_counter() - started
 
-    @contextmanager
-    def timed(self) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds += time.perf_counter() - start
-
     def describe(self, task: str, penalty: bool, model_markdown: str) -> None:
         """A new run's custom-scalars layout (train and val on one chart) and its model summary."""
-        from annkit.dashboard import layout
-
         with self.timed():
             self.writer.add_custom_scalars(layout(task, penalty))
             self.writer.add_text("model", model_markdown, 0)
@@ -327,16 +317,12 @@ class TensorBoardLogger(Hook):
         self.writer.add_scalar(tag, value, step)
 
     def on_log(self, *, step: int, epoch: int, lr: float, metrics: dict[str, float]) -> None:
-        from annkit.dashboard import step_tag
-
         with self.timed():
             for name, value in metrics.items():
                 self.writer.add_scalar(step_tag(name), value, step)
             self.writer.add_scalar("step/lr", lr, step)
 
     def on_epoch_end(self, row: dict[str, float], *, is_best: bool) -> None:
-        from annkit.dashboard import epoch_tag
-
         with self.timed():
             epoch = int(row["epoch"])
             for key, value in row.items():
