@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -112,7 +111,7 @@ def wait_for_runs(base: str, proc: subprocess.Popen, logs: Path) -> dict:
     tags: object = None
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"the server exited ({proc.returncode}):\n{output(logs)}"
-        with contextlib.suppress(urllib.error.URLError, ConnectionError):
+        with contextlib.suppress(OSError):  # not listening yet, reset, timed out (URLError is one too)
             tags = get(base + "data/plugin/scalars/tags", timeout=2)
             if isinstance(tags, dict) and all(FINAL_METRIC in tags.get(run, {}) for run in RUNS):
                 return tags
