@@ -5,7 +5,8 @@ so everything Hydra offers (``-m`` sweeps, ``--cfg job``, ``--help``, ``--config
 ``-sc install=bash`` completion) works per subcommand. A new subcommand is one entry in
 :data:`SUBCOMMANDS` plus its module in ``annkit.tasks``; a module may define
 ``prepare_argv(args) -> args`` to rewrite its command line before Hydra sees it (train's
-``resume=`` does). The run's output folder is checked for writability first.
+``resume=`` does). The run's output folder is checked for writability first, unless the module
+sets ``WRITES_RUN_DIR = False`` (board, which only serves TensorBoard).
 
 Shell completion: ``eval "$(annkit -sc install=bash)"`` installs Hydra's completion for the
 ``annkit`` executable. The shell then calls ``annkit -sc query=bash`` with the line typed so
@@ -29,6 +30,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "lr-find": ("annkit.tasks.lr_find", "The LR range test: sweep the learning rate, plot loss vs lr, suggest one (and a band)."),
     "eval": ("annkit.tasks.evaluate", "Score a checkpoint on a split: metrics, per-class table, confusion matrix, metrics.json."),
     "predict": ("annkit.tasks.predict", "Predict with a checkpoint on a CSV, an image or a folder of images: predictions.csv."),
+    "board": ("annkit.tasks.board", "TensorBoard on the runs (curves, hparams table), on this machine only: http://127.0.0.1:6006/."),
 }
 COMPLETION_FLAGS = ("-sc", "--shell-completion")
 
@@ -45,6 +47,7 @@ EXAMPLES = [
     ("annkit train dataset=csv dataset.path=t.csv dataset.target=y", "your own table"),
     ("annkit eval checkpoint=<run dir>/checkpoints/best.safetensors", "score a checkpoint on its test split"),
     ("annkit predict checkpoint=<file> input=photos/", "predict images (or a CSV) → predictions.csv"),
+    ("annkit board", "TensorBoard on every run under outputs/, at http://127.0.0.1:6006/ (port=0: any free port)"),
     ("annkit train --help", "that subcommand's config groups and keys"),
     ("annkit train --cfg job", "print the composed config and exit"),
     ('eval "$(annkit -sc install=bash)"', "tab completion of subcommands, groups and keys in bash"),
@@ -71,7 +74,7 @@ def print_help() -> None:
     console.print(grid([(name, text) for name, (_, text) in SUBCOMMANDS.items()]))
     console.print("\nExamples:")
     console.print(grid(EXAMPLES))
-    console.print("\nRuns are written to outputs/<subcommand>/runs/<time>/; view them with `tensorboard --logdir outputs`.")
+    console.print("\nRuns are written to outputs/<subcommand>/runs/<time>/; view them with `annkit board` (TensorBoard on outputs/).")
 
 
 def check_output_dir(args: list[str]) -> None:
@@ -95,7 +98,8 @@ def run_subcommand(name: str, args: list[str]) -> None:
     if not any(a in ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info") or a in COMPLETION_FLAGS for a in args):
         with user_errors():
             args = getattr(module, "prepare_argv", lambda a: a)(args)  # e.g. train's resume=
-            check_output_dir(args)
+            if getattr(module, "WRITES_RUN_DIR", True):
+                check_output_dir(args)
     sys.argv = [sys.argv[0], *args]
     module.main()
 
