@@ -24,10 +24,9 @@ from omegaconf import OmegaConf
 
 from tests.conftest import OFFLINE_ENV, annkit_command, assert_user_error, run_annkit
 
-# What annkit writes to TensorBoard (src/annkit/tracking.py), in one place. The per-epoch tags are
-# being renamed (train/loss → loss/train): the first of LOSS_TAGS that TensorBoard serves is used,
-# and its values must equal metrics.json's history[epoch - 1][HISTORY_LOSS] either way.
-LOSS_TAGS = ("loss/train", "train/loss")
+# What annkit writes to TensorBoard (src/annkit/dashboard.py's tag scheme), in one place: the tag's
+# values must equal metrics.json's history[epoch - 1][HISTORY_LOSS].
+LOSS_TAG = "loss/train"
 HISTORY_LOSS = "train/loss"
 HPARAM = "model.activation"  # swept by configs/experiment/spiral_activations.yaml
 FINAL_METRIC = "final/test_accuracy"  # an hparams metric; = metrics.json test.accuracy
@@ -131,32 +130,29 @@ def wait_for_url(proc: subprocess.Popen, logs: Path) -> str:
     raise AssertionError(f"annkit board printed no URL within {STARTUP_S} s:\n{output(logs)}")
 
 
-def own_lan_address() -> str | None:
-    """This machine's address on its default route (no packet is sent), or None offline."""
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect(("10.255.255.255", 1))
-            address = s.getsockname()[0]
-    except OSError:
-        return None
-    return None if address.startswith("127.") or address == "0.0.0.0" else address
+def listeners(port: int) -> list[str]:
+    """The local addresses listening on ``port`` (Linux: /proc/net/tcp and tcp6, state 0A = LISTEN)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.append(address)
+    return found
 
 
 def assert_loopback_only(port: int) -> None:
     with socket.create_connection(("127.0.0.1", port), timeout=5):
         pass
-    lan = own_lan_address()
-    if lan is not None:  # bound to 0.0.0.0 it would accept here too
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.settimeout(5)
-            assert s.connect_ex((lan, port)) != 0, f"port {port} answers on {lan}, not only on 127.0.0.1"
+    # bound to 127.0.0.1 (0100007F, little-endian hex), not 0.0.0.0 (00000000) or :: — nothing else listens
+    assert listeners(port) == ["0100007F"], listeners(port)
 
 
 def check_dashboard(base: str, tags: dict, sweep: dict) -> None:
     """What TensorBoard serves equals what each job wrote to its metrics.json."""
     assert set(tags) == set(RUNS)
-    loss_tag = next((t for t in LOSS_TAGS if t in tags["0/tb"]), None)
-    assert loss_tag is not None, f"none of {LOSS_TAGS} in the tags TensorBoard serves: {sorted(tags['0/tb'])}"
+    loss_tag = LOSS_TAG
 
     # Scalars: GET /data/plugin/scalars/scalars?run=<run>&tag=<tag> → [[wall_time, step, value], ...]
     for run, job in RUNS.items():
@@ -173,6 +169,7 @@ def check_dashboard(base: str, tags: dict, sweep: dict) -> None:
     infos = {info["name"]: info for info in experiment["hparamInfos"]}
     assert HPARAM in infos, sorted(infos)
     assert infos[HPARAM]["type"] == "DATA_TYPE_STRING"  # no domain (each run writes its own summary): values below
+    assert infos[HPARAM].get("differs") is True  # the swept key: the HParams page lists it first
     assert {"group": "", "tag": FINAL_METRIC} in [m["name"] for m in experiment["metricInfos"]]
 
     groups = post(base + "data/plugin/hparams/session_groups", {

@@ -106,7 +106,7 @@ def shown(path: Path) -> str:
 
 
 def logdir_hint(run_dir: Path) -> str:
-    """The folder to give ``tensorboard --logdir`` so this run shows beside its siblings: the
+    """The folder to give ``annkit board logdir=`` (``tensorboard --logdir``) so this run shows beside its siblings: the
     top folder of the run dir when it lies below the working directory (``outputs``)."""
     rel = Path(shown(run_dir))
     return str(run_dir) if rel.is_absolute() else rel.parts[0]
@@ -231,7 +231,7 @@ class ConsoleReporter(Hook):
             f"best epoch {metrics['best_epoch']} of {metrics['epochs']}{stopped} · "
             f"{metrics['wall_s']:.1f} s wall · {metrics['samples_per_s']:,.0f} samples/s on {metrics['device']}",
             f"run dir     {shown(run_dir)}",
-            f"tensorboard tensorboard --logdir {logdir_hint(run_dir)}",
+            f"tensorboard annkit board logdir={logdir_hint(run_dir)}",
         ]
         parts += [Text(""), *(Text(s) for s in lines)]
         self.console.print(Panel(Group(*parts), title="[bold]result", title_align="left", expand=False))

@@ -390,7 +390,7 @@ def report(found: Found, console: Console, run_dir: Path, command: str | None) -
     for code, text in found.diagnostics.items():
         lines.append(Text(f"{code}: {text}", style="yellow"))
     lines += [Text(""), Text(f"run dir     {shown(run_dir)} (lr_find.png, lr_find.json, lr_find.csv)"),
-              Text(f"tensorboard tensorboard --logdir {logdir_hint(run_dir)}")]
+              Text(f"tensorboard annkit board logdir={logdir_hint(run_dir)}")]
     console.print(Panel(Group(*lines), title="[bold]lr-find", title_align="left", expand=False))
     if command and found.suggestion:  # outside the panel and unwrapped, so that it copies as one line
         console.print(Text("train with it:", style="bold"))
