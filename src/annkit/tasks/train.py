@@ -521,7 +521,7 @@ def make_dashboard(setup: Setup, tensorboard: TensorBoardLogger) -> Dashboard:
         plane = table_plane({"train": data.train.x, "test": data.test.x}, (str(names[0]), str(names[1])))
     labels = ({split: getattr(data, split).y.cpu().numpy() for split in ("train", "val", "test")}
               if plane is not None else None)
-    every = lg["images_every"] if lg["images_every"] != "auto" else max(1, math.ceil(epochs / 10))
+    every = lg["images_every"] if lg["images_every"] != "auto" else max(1, math.ceil(epochs / 5))
     return Dashboard(
         tensorboard.writer, setup.model, setup.head, names=data.names, prepare=data.prepare,
         val=(data.val.x, data.val.y), plane=plane, labels=labels, images=len(data.input_shape) >= 2,
