@@ -18,7 +18,7 @@ from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
 from annkit.checkpoint import load_checkpoint
-from annkit.dashboard import BLUE, ORANGE, ConfusionPlot, boundary_figure, epoch_tag, hparam_values, pixels
+from annkit.dashboard import BLUE, ORANGE, ConfusionPlot, boundary_figure, epoch_tag, hparam_values, pixels, table_plane
 from annkit.data import Plane
 from annkit.data.tabular import load_playground
 from annkit.head import Head
@@ -240,3 +240,15 @@ def test_readme_tag_table_covers_every_tag_a_run_writes(spiral):
                *(t.removesuffix("/text_summary") for t in tags["tensors"] if t.endswith("/text_summary"))]
     missing = [t for t in written if not any(re.fullmatch(p, t) for p in patterns)]
     assert not missing, f"tags not in the README's table: {missing}"
+
+
+def test_a_two_column_table_gets_its_boundary_over_its_own_columns(tmp_path):
+    """XOR (two input columns, no generator plane): the picture spans the data with a margin."""
+    proc = run_annkit("train", "experiment=xor_tanh", "trainer.epochs=4", "logger.images_every=2", "hydra.run.dir=run",
+                      cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    acc = events(tmp_path / "run" / "tb")
+    assert [e.step for e in acc.Images("boundary")] == [2, 4]
+    plane = table_plane({"train": torch.tensor([[0.0, 0.0], [1.0, 1.0]]), "test": torch.tensor([[0.0, 1.0]])}, ("a", "b"))
+    assert plane.extent == pytest.approx((-0.5, 1.5, -0.5, 1.5))  # 10 % of the span, at least 0.5
+    assert plane.inputs(np.array([[0.25, 0.75]])).tolist() == [[0.25, 0.75]] and plane.axes == ("a", "b")

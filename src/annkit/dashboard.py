@@ -238,7 +238,7 @@ def boundary_figure(model: nn.Module, head: Head, plane: Plane, prepare: Callabl
     ax.set_ylim(y0, y1)
     ax.set_xlabel(plane.axes[0])
     ax.set_ylabel(plane.axes[1])
-    if ax.collections:
+    if any(len(pts) for pts in plane.points.values()):
         ax.legend(loc="upper right", fontsize=7, framealpha=0.8)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
