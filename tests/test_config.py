@@ -26,7 +26,7 @@ def train_cfg(*overrides: str):
 
 
 def test_the_groups_the_issue_names_exist():
-    assert GROUPS == ["dataset", "experiment", "logger", "loss", "lr_find", "model", "optimizer", "scheduler", "trainer"]
+    assert GROUPS == ["dataset", "experiment", "hparams_search", "logger", "loss", "lr_find", "model", "optimizer", "scheduler", "trainer"]
     assert {"mlp", "logistic"} <= set(options("model"))
     assert {"fashion_mnist", "mnist", "xor", "logic", "playground", "csv"} <= set(options("dataset"))
     assert {"ce", "bce", "mse"} <= set(options("loss"))

@@ -39,6 +39,7 @@ EXAMPLES = [
     ("annkit train", "the default Fashion-MNIST recipe"),
     ("annkit train model=logistic trainer.epochs=5", "softmax regression"),
     ("annkit train -m model.activation=relu,tanh", "a sweep: one run per value"),
+    ("annkit train -m hparams_search=optuna", "an Optuna search: lr, width, depth, dropout, activation"),
     ("annkit lr-find optimizer=sgd", "find a learning rate (plot, suggestion, band)"),
     ("annkit train optimizer.lr=auto", "run the LR finder first, then train at its suggestion"),
     ("annkit train resume=outputs/train/runs/<time>", "go on with a stopped run (Ctrl-C saves it), exactly where it stopped"),

@@ -111,6 +111,8 @@ COLUMNS = Rule(
 MODEL_SCHEMA: dict[str, Any] = {
     "name": TEXT,
     "hidden": WIDTHS,
+    "width": integer(1, nullable=True),
+    "depth": integer(0, nullable=True),
     "activation": Rule(lambda v: isinstance(v, (str, Mapping)), "an activation name or {name: …, <argument>: …}"),
     "dropout": PROBABILITY,
     "input_dropout": PROBABILITY,
@@ -206,6 +208,15 @@ LOSS_SCHEMAS: dict[str, dict[str, Any]] = {
 
 def check_model(node: Any) -> None:
     _walk(node, MODEL_SCHEMA, "model")
+    if (node["width"] is None) != (node["depth"] is None):
+        given, missing = ("width", "depth") if node["depth"] is None else ("depth", "width")
+        raise AnnkitError(
+            f"model.{given}={node[given]} needs model.{missing} too: together they replace model.hidden with "
+            f"[width] × depth (e.g. model.width=64 model.depth=2 is hidden=[64, 64]; depth 0 is no hidden layer). "
+            f"Set both, or neither to use model.hidden."
+        )
+    if node["width"] is not None:
+        node["hidden"] = [node["width"]] * node["depth"]  # the one list everything downstream reads
     spec = node["activation"]
     for width in sorted(set(node["hidden"])) or [1]:
         module = make_activation(spec)  # a precise AnnkitError (listing the valid names) when wrong
@@ -291,6 +302,7 @@ TRAIN_SCHEMA: dict[str, Any] = {
         "device": DEVICE,
         "precision": choice("auto", "fp32", "bf16"),
         "seed": integer(0, 2**32 - 2),  # torch and numpy seeds; annkit also uses seed + 1
+        "threads": Rule(lambda v: v == "auto" or (_is_int(v) and v >= 1), "auto or a whole number ≥ 1"),
         "deterministic": BOOL,
         "grad_clip": number(0.0, lo_open=True, nullable=True),
         "best_metric": choice("auto", *METRICS),

@@ -54,6 +54,31 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16
 
 
+def cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, e.g. under taskset or a Slurm job)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def set_threads(spec: int | str, jobs: int = 1) -> int:
+    """torch's CPU threads: ``spec`` when a number; ``auto``: torch's default, or for ``jobs`` > 1
+    (a joblib sweep's parallel processes) the cores ÷ jobs, so the jobs do not fight over cores."""
+    if spec != "auto":
+        torch.set_num_threads(int(spec))
+    elif jobs > 1:
+        torch.set_num_threads(max(1, cores() // jobs))
+    return torch.get_num_threads()
+
+
+def parallel_jobs(launcher: Any) -> int:
+    """How many jobs a Hydra launcher config runs at once: joblib's ``n_jobs`` (-1 = every core,
+    -2 = all but one, as joblib counts), else 1 (the basic launcher runs jobs one after another;
+    submitit gives each job its own machine or cores)."""
+    if launcher is None or "joblib" not in str(launcher.get("_target_", "")):
+        return 1
+    n = int(launcher.get("n_jobs") or 1)
+    return max(1, n if n > 0 else cores() + 1 + n)
+
+
 def seed_everything(seed: int, deterministic: bool) -> None:
     """Seed Python, NumPy and torch (all devices); optionally demand deterministic kernels."""
     random.seed(seed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from typing import Any
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
@@ -31,7 +33,7 @@ from annkit.checkpoint import Checkpoint, Checkpointer, atomic_write_bytes, load
 from annkit.config import validate
 from annkit.dashboard import Dashboard, hparam_values, model_markdown, table_plane
 from annkit.data import Batcher, Data, load_data
-from annkit.errors import AnnkitError, Interrupted, TrainingDiverged, user_errors
+from annkit.errors import AnnkitError, Interrupted, TrainingDiverged, print_error, user_errors
 from annkit.finetune import InitReport, init_from, param_groups, report_markdown, resolve_freeze
 from annkit.head import Head, check_task_and_loss
 from annkit.loop import EarlyStopping, FitState, Penalty, evaluate, fit, train_step
@@ -40,7 +42,9 @@ from annkit.metrics import TASK_METRICS, scalars
 from annkit.models import ACTIVATIONS, MLP, ZERO_GRADIENT, activation_name, count_params, summarize
 from annkit.resume import open_resume, override_key, resumed_config
 from annkit.resume import prepare_argv as prepare_argv  # the cli calls each task module's prepare_argv
-from annkit.runtime import StopSignals, autocast_dtype, generator, resolve_device, rng_state, seed_everything, set_rng_state
+from annkit.runtime import (
+    StopSignals, autocast_dtype, generator, parallel_jobs, resolve_device, rng_state, seed_everything, set_rng_state, set_threads,
+)
 from annkit.tracking import ConsoleReporter, TensorBoardLogger, confusion_markdown, flatten, shown
 
 
@@ -217,12 +221,13 @@ class Setup:
         return objective
 
 
-def build(resolved: dict[str, Any], *, load_init: bool = True) -> Setup:
+def build(resolved: dict[str, Any], *, load_init: bool = True, jobs: int = 1) -> Setup:
     """Seed, load the data, and build the head, model (with ``model.init_from`` and ``model.freeze``),
     optimizer, penalty and batchers of a validated config. With ``optimizer.lr=auto`` the optimizer
     starts at lr_find.start_lr (the finder sets it). ``load_init=False`` skips init_from (a resumed
-    run loads its own weights)."""
+    run loads its own weights); ``jobs``: the sweep jobs running at once (they share the cores)."""
     t, d, m, lc = resolved["trainer"], resolved["dataset"], resolved["model"], resolved["loss"]
+    set_threads(t["threads"], jobs)
     device = resolve_device(t["device"])
     seed_everything(t["seed"], t["deterministic"])
     amp = autocast_dtype(t["precision"], device)
@@ -324,14 +329,16 @@ def restore(setup: Setup, scheduler: Any, ckpt: Checkpoint) -> tuple[FitState, s
 # ── the task ────────────────────────────────────────────────────────────────────────────────────
 
 
-def train(cfg: DictConfig, run_dir: Path, console: Console | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
+def train(cfg: DictConfig, run_dir: Path, console: Console | None = None, overrides: list[str] | None = None,
+          jobs: int = 1) -> dict[str, Any]:
     """Train the configured model; write checkpoints, TensorBoard events and metrics.json into ``run_dir``.
 
     With ``optimizer.lr=auto`` the LR range test (:mod:`annkit.tasks.lr_find`) runs first on the
     built model, which it leaves untouched, and training uses its suggestion (and, for a one-cycle
     schedule whose max_lr follows optimizer.lr, the top of its band as max_lr). With ``resume`` it
     goes on from a checkpoint of this run dir, exactly where that run stopped. ``overrides`` (the
-    command line's) are kept in the checkpoints, for resume."""
+    command line's) are kept in the checkpoints, for resume; ``jobs``: how many runs share the machine
+    (a joblib sweep), which sets torch's threads under ``trainer.threads=auto``."""
     started = time.perf_counter()
     resolved = validate(cfg)  # every key checked before any data is read
     console = console or Console()
@@ -340,7 +347,7 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None, overri
         ckpt = open_resume(resolved["resume"], run_dir)
         resolved = resumed_config(resolved, ckpt)
     t = resolved["trainer"]
-    setup = build(resolved, load_init=ckpt is None)
+    setup = build(resolved, load_init=ckpt is None, jobs=jobs)
     best_metric = task_metric(t["best_metric"], setup.data.task, "trainer.best_metric")
     stop_metric = task_metric(t["early_stopping"]["metric"], setup.data.task, "trainer.early_stopping.metric")
     tensorboard = TensorBoardLogger(run_dir / "tb", OmegaConf.to_yaml(cfg, resolve=True),
@@ -474,6 +481,10 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
         "train_s": result.train_seconds,
         "samples_per_s": result.samples_seen / result.train_seconds,
         "device": str(setup.device),
+        "threads": torch.get_num_threads(),
+        "pid": os.getpid(),
+        "started_at": time.time() - (time.perf_counter() - started),  # this process's part (unix time)
+        "finished_at": time.time(),
         "precision": "bf16" if setup.amp else "fp32",
         "params": params,
         "trainable_params": trainable,
@@ -563,7 +574,25 @@ def diverged_message(where: dict[str, Any], progress: FitState, run_dir: Path, s
     )
 
 
+def objective(metrics: dict[str, Any]) -> float:
+    """What a sweeper maximises: the validation accuracy of the kept (best) epoch, R² for
+    regression — higher is better for every task, so ``direction: maximize`` always fits."""
+    return float(metrics["val"]["r2" if metrics["task"] == "regression" else "accuracy"])
+
+
 @hydra.main(version_base=None, config_path="pkg://annkit.configs", config_name="train")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float:
+    """One run; returns its :func:`objective`, which Hydra's sweepers (Optuna) read. In a sweep, a
+    run whose loss diverged returns NaN (Optuna records a failed trial) and the sweep goes on."""
+    hc = HydraConfig.get()
     with user_errors():
-        train(cfg, Path(HydraConfig.get().runtime.output_dir), overrides=list(HydraConfig.get().overrides.task))
+        try:
+            metrics = train(cfg, Path(hc.runtime.output_dir), overrides=list(hc.overrides.task),
+                            jobs=parallel_jobs(hc.launcher))
+        except TrainingDiverged as err:
+            if hc.mode != RunMode.MULTIRUN:
+                raise
+            print_error(f"job {hc.job.num} ({' '.join(hc.overrides.task)}): {err} The sweep goes on; this job's "
+                        f"objective is NaN.", label="warning")
+            return math.nan
+    return objective(metrics)
