@@ -16,6 +16,10 @@ the full data) and reports what its TensorBoard logging cost: the seconds spent 
 texts, confusion matrices, misclassified grids and hparams (metrics.json's ``logging_s``) per
 epoch and as a share of the epoch time (the issue-6 budget: at most 3 %).
 
+``--ddp N`` runs the default recipe for N epochs twice, as real ``annkit train`` commands: in one
+process, and as ``torchrun --standalone --nproc-per-node=2`` (DistributedDataParallel, gloo on
+CPU), and compares s/epoch and test accuracy (same seed, same global batch).
+
 Every loop first runs one untimed epoch (allocator and kernel warm-up), then ``--epochs``
 timed epochs; s/epoch is their mean. Prints a rich table and the ratios; ``--json`` also
 writes them to a file. One run, one machine: compare ratios, not absolute numbers.
@@ -23,6 +27,7 @@ writes them to a file. One run, one machine: compare ratios, not absolute number
     python scripts/bench.py                      # batch sizes 64 and 256, 2 timed epochs, CPU
     python scripts/bench.py --device cuda --epochs 2
     python scripts/bench.py --batch-sizes --logging 6   # only the logging cost of the default recipe
+    python scripts/bench.py --batch-sizes --ddp 30      # 1 process against 2 DDP processes, 30 epochs
 """
 
 from __future__ import annotations
@@ -92,6 +97,26 @@ def bench_logging(root: str, epochs: int, device: str) -> dict[str, float]:
     epoch_s = sum(row["epoch_s"] for row in m["history"])
     return {"epochs": epochs, "epoch_s": epoch_s / epochs, "logging_s": m["logging_s"] / epochs,
             "share": m["logging_s"] / epoch_s, "test_accuracy": m["test"]["accuracy"]}
+
+
+def bench_ddp(root: str, epochs: int, device: str) -> list[dict[str, float]]:
+    """The default recipe as ``annkit train`` in 1 process and under torchrun in 2: s/epoch, test accuracy."""
+    import subprocess
+    import sys
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for procs in (1, 2):
+            launcher = (["torch.distributed.run", "--standalone", f"--nproc-per-node={procs}", "-m", "annkit"]
+                        if procs > 1 else ["annkit"])
+            run = Path(tmp) / f"p{procs}"
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-m", *launcher, "train", f"trainer.epochs={epochs}", f"dataset.root={root}",
+                            f"trainer.device={device}", f"hydra.run.dir={run}"], check=True, capture_output=True)
+            m = json.loads((run / "metrics.json").read_text())
+            rows.append({"processes": procs, "epoch_s": sum(r["epoch_s"] for r in m["history"]) / epochs,
+                         "wall_s": time.perf_counter() - started, "test_accuracy": m["test"]["accuracy"]})
+    return rows
 
 
 def plain_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -177,6 +202,8 @@ def main() -> None:
     parser.add_argument("--skip-dataloader", action="store_true", help="leave out the two (slow) DataLoader loops")
     parser.add_argument("--logging", type=int, default=0, metavar="EPOCHS",
                         help="also run the default recipe for EPOCHS epochs and report its TensorBoard logging cost")
+    parser.add_argument("--ddp", type=int, default=0, metavar="EPOCHS",
+                        help="also run the default recipe for EPOCHS epochs in 1 process and in 2 (torchrun, DDP)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
 
@@ -237,9 +264,19 @@ def main() -> None:
             f"{logging['logging_s'] * 1000:.0f} ms per epoch of {logging['epoch_s']:.2f} s = "
             f"[bold]{logging['share']:.1%}[/] of the epoch time · test accuracy {logging['test_accuracy']:.2%}"
         )
+    ddp = None
+    if args.ddp:
+        ddp = bench_ddp(root, args.ddp, str(device))
+        table = Table(title=f"default recipe, {args.ddp} epochs: 1 process against 2 (torchrun, DDP)", header_style="bold")
+        for col in ("processes", "s/epoch", "wall", "test accuracy"):
+            table.add_column(col, justify="right")
+        for r in ddp:
+            table.add_row(str(r["processes"]), f"{r['epoch_s']:.2f}", f"{r['wall_s']:.1f} s", f"{r['test_accuracy']:.2%}")
+        console.print(table)
+        console.print(f"test accuracy, 2 processes − 1: {(ddp[1]['test_accuracy'] - ddp[0]['test_accuracy']) * 100:+.2f} pp")
     if args.json:
         meta = {"device": str(device), "hardware": hw, "torch": torch.__version__, "epochs": args.epochs}
-        args.json.write_text(json.dumps({"meta": meta, "results": results, "logging": logging}, indent=2))
+        args.json.write_text(json.dumps({"meta": meta, "results": results, "logging": logging, "ddp": ddp}, indent=2))
 
 
 if __name__ == "__main__":

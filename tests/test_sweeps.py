@@ -120,3 +120,15 @@ def test_width_and_depth_replace_hidden():
 def test_width_without_depth_is_a_clear_error(tmp_path):
     proc = run_annkit("train", "model.depth=2", cwd=tmp_path)
     assert_user_error(proc, "model.depth=2 needs model.width too", "[width] × depth")
+
+
+def test_the_optuna_config_searches_keys_that_exist():
+    with initialize_config_module(config_module="annkit.configs", version_base=None):
+        cfg = compose("train", ["hparams_search=optuna"], return_hydra_config=True)
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_ == "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    assert sweeper.direction == "maximize" and sweeper.sampler.seed == 0
+    assert set(sweeper.params) == {"optimizer.lr", "model.width", "model.depth", "model.dropout", "model.activation"}
+    for key in sweeper.params:  # each searched key is a real config key (width/depth default to null)
+        parent, _, leaf = key.rpartition(".")
+        assert leaf in cfg[parent], key

@@ -39,7 +39,9 @@ class Running:
     """Σ loss·n, Σ penalty·n and Σ hits over the training batches seen, as device scalars (no host
     sync to add). float32 sums are exact for hit counts up to 2²⁴ samples per epoch."""
 
-    def __init__(self, device: torch.device, *, penalty: bool = False, hits: bool = True) -> None:
+    def __init__(self, device: torch.device, *, penalty: bool = False, hits: bool = True,
+                 reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        self.reduce = reduce  # DDP: the sums over every rank (an all-reduce at each host read)
         self.loss_sum = torch.zeros((), device=device)
         self.penalty_sum = torch.zeros((), device=device) if penalty else None
         self.hit_sum = torch.zeros((), device=device) if hits else None
@@ -50,8 +52,9 @@ class Running:
         return {"loss_sum": self.loss_sum, "penalty_sum": self.penalty_sum, "hit_sum": self.hit_sum, "count": self.count}
 
     @classmethod
-    def restore(cls, device: torch.device, state: dict[str, Any]) -> Running:
-        running = cls(device, penalty=state["penalty_sum"] is not None, hits=state["hit_sum"] is not None)
+    def restore(cls, device: torch.device, state: dict[str, Any],
+                reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Running:
+        running = cls(device, penalty=state["penalty_sum"] is not None, hits=state["hit_sum"] is not None, reduce=reduce)
         for name in ("loss_sum", "penalty_sum", "hit_sum"):
             if state[name] is not None:
                 setattr(running, name, state[name].to(device, copy=True))
@@ -67,11 +70,12 @@ class Running:
         self.count += n
 
     def sums(self) -> tuple[float, float, float, int]:
-        """(Σ loss·n, Σ penalty·n, Σ hits, n) on the host: one host sync."""
+        """(Σ loss·n, Σ penalty·n, Σ hits, n) on the host: one host sync (over every rank with ``reduce``)."""
         zero = self.loss_sum.new_zeros(())
-        loss, penalty, hits = torch.stack([self.loss_sum, self.penalty_sum if self.penalty_sum is not None else zero,
-                                           self.hit_sum if self.hit_sum is not None else zero]).tolist()
-        return loss, penalty, hits, self.count
+        stacked = torch.stack([self.loss_sum, self.penalty_sum if self.penalty_sum is not None else zero,
+                               self.hit_sum if self.hit_sum is not None else zero, zero + self.count])
+        loss, penalty, hits, count = (self.reduce(stacked) if self.reduce is not None else stacked).tolist()
+        return loss, penalty, hits, int(count)
 
     def means(self, sums: tuple[float, float, float, int], since: tuple[float, float, float, int] = (0.0, 0.0, 0.0, 0)) -> dict[str, float]:
         """Mean loss (and penalty, accuracy when tracked) between two readings of :meth:`sums`."""
@@ -261,6 +265,9 @@ def fit(
     nan_policy: str = "stop",
     should_stop: Callable[[], bool] | None = None,
     save_every: int | None = None,
+    ddp: nn.Module | None = None,
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    sync: Callable[[], None] | None = None,
 ) -> FitResult:
     """Train for ``epochs`` passes over ``train_batches`` (a :class:`~annkit.data.Batcher`), validating after each.
 
@@ -280,6 +287,11 @@ def fit(
     epoch's end; the step is pinned from a device buffer of the interval's losses) and returns with
     ``diverged`` before any hook sees a non-finite epoch; ``skip_batch`` takes no step on such a
     batch (a host read per step) and counts it in ``skipped``.
+
+    Over processes (:mod:`annkit.distributed`): ``ddp`` is the DistributedDataParallel wrapper
+    of ``model`` that training steps go through, ``reduce`` sums the training sums over the ranks
+    at each host read, and ``sync`` runs before each evaluation; ``train_batches`` is the rank's
+    shard. Samples and samples/s count every rank's samples.
     """
     if nan_policy not in NAN_POLICIES:
         raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, not {nan_policy!r}")
@@ -318,15 +330,15 @@ def fit(
         epoch = st.epoch + 1
         if st.batch == 0:  # a new epoch (else: go on with the saved one)
             st.perm = train_batches.permutation()
-            running = Running(device, penalty=penalty is not None, hits=head.task != "regression")
+            running = Running(device, penalty=penalty is not None, hits=head.task != "regression", reduce=reduce)
             st.logged, st.epoch_s = [0.0, 0.0, 0.0, 0], 0.0
         else:
-            running = Running.restore(device, st.running)
+            running = Running.restore(device, st.running, reduce)
         st.running = running.state()  # the same device tensors: always current
         t0 = time.perf_counter() - st.epoch_s
         for xb, yb, wb in train_batches.epoch(st.perm, st.batch):
             loss, reg, outputs = train_step(
-                model, optimizer, prepare(xb, True), yb, wb, loss_fn=loss_fn, reduction=reduction,
+                ddp or model, optimizer, prepare(xb, True), yb, wb, loss_fn=loss_fn, reduction=reduction,
                 penalty=penalty, autocast_dtype=autocast_dtype, grad_clip=grad_clip, skip_nonfinite=skip,
             )
             if loss is None:
@@ -367,7 +379,7 @@ def fit(
         if sums is None:
             break
         epoch_train_s = time.perf_counter() - t0
-        if running.count == 0:  # every batch was skipped (nan_policy=skip_batch)
+        if sums[3] == 0:  # every batch was skipped (nan_policy=skip_batch)
             result_flags["diverged"] = {"step": st.step, "epoch": epoch, "batch": steps_per_epoch, "lr": st.lr,
                                         "loss": math.nan, "all_skipped": True}
             break
@@ -375,7 +387,9 @@ def fit(
             for hook in hooks:
                 hook.on_log(step=st.step, epoch=epoch, lr=st.lr, metrics=running.means(sums, tuple(st.logged)))
         st.train_seconds += epoch_train_s
-        st.samples += running.count
+        st.samples += sums[3]  # every rank's samples
+        if sync is not None:
+            sync()  # DDP: rank 0's batch-norm buffers everywhere, so every rank scores the same model
         val = evaluate(model, val_batches, head=head, prepare=prepare, autocast_dtype=autocast_dtype)
         for hook in hooks:
             hook.on_eval(epoch, val)
@@ -383,7 +397,7 @@ def fit(
         row.update({f"train/{k}": v for k, v in running.means(sums).items()})
         row.update({f"val/{k}": v for k, v in scalars(val).items()})
         row.update(lr=st.lr, train_s=epoch_train_s, epoch_s=time.perf_counter() - t0,
-                   samples_per_s=running.count / epoch_train_s)
+                   samples_per_s=sums[3] / epoch_train_s)
         if scheduler is not None and scheduler_interval == "epoch":
             scheduler.step()
         st.history.append(row)

@@ -21,6 +21,12 @@ class Batcher:
     batches are contiguous slices (views, no copy). The last batch is smaller when
     ``batch_size`` does not divide N — except that a lone last sample joins the batch before it
     (a batch of one breaks batch norm's statistics in training).
+
+    ``shard=(rank, world)`` (DistributedDataParallel): each pass draws the same permutation of all
+    N samples on every rank (the generators are seeded alike) and this rank takes every
+    ``world``-th of them from position ``rank``: disjoint shards of N // world samples each, so
+    every rank takes the same number of steps (up to world − 1 samples sit out each pass, different
+    ones every time). ``batch_size`` is then the per-rank batch.
     """
 
     def __init__(
@@ -32,13 +38,15 @@ class Batcher:
         weights: torch.Tensor | None = None,
         shuffle: bool = False,
         generator: torch.Generator | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         if len(x) != len(y) or (weights is not None and len(weights) != len(y)):
             raise ValueError(f"{len(x)} inputs, {len(y)} targets, {None if weights is None else len(weights)} weights")
         self.x, self.y, self.w = x, y, weights
         self.shuffle = shuffle
         self.generator = generator
-        n = len(y)
+        self.shard = shard
+        n = len(y) if shard is None else len(y) // shard[1]
         edges = [*range(0, n, batch_size), n]
         if len(edges) > 2 and edges[-1] - edges[-2] == 1:
             del edges[-2]
@@ -48,7 +56,13 @@ class Batcher:
         return len(self.bounds)
 
     def permutation(self) -> torch.Tensor | None:
-        """The order of the next pass: a fresh ``randperm`` from the generator when shuffling, else None."""
+        """The order of the next pass: a fresh ``randperm`` from the generator when shuffling, else None
+        (file order); with ``shard``, this rank's share of it."""
+        if self.shard is not None:
+            n, (rank, world) = len(self.y), self.shard
+            order = (torch.randperm(n, device=self.y.device, generator=self.generator) if self.shuffle
+                     else torch.arange(n, device=self.y.device))
+            return order[: n // world * world].view(-1, world)[:, rank]  # positions rank, rank + world, …
         if not self.shuffle:
             return None
         return torch.randperm(len(self.y), device=self.y.device, generator=self.generator)

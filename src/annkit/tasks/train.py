@@ -7,7 +7,9 @@ plain arguments. ``main`` is the Hydra entry point (one per subcommand), so ``-m
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import io
 import json
 import math
 import os
@@ -30,8 +32,10 @@ from rich.table import Table
 
 from annkit import __version__
 from annkit.checkpoint import Checkpoint, Checkpointer, atomic_write_bytes, load_strict, peek
+from annkit import distributed
 from annkit.config import validate
 from annkit.dashboard import Dashboard, hparam_values, model_markdown, table_plane
+from annkit.distributed import World, world_from_env
 from annkit.data import Batcher, Data, load_data
 from annkit.errors import AnnkitError, Interrupted, TrainingDiverged, print_error, user_errors
 from annkit.finetune import InitReport, init_from, param_groups, report_markdown, resolve_freeze
@@ -41,7 +45,7 @@ from annkit.losses import balanced_class_weights, penalized_weights, sample_weig
 from annkit.metrics import TASK_METRICS, scalars
 from annkit.models import ACTIVATIONS, MLP, ZERO_GRADIENT, activation_name, count_params, summarize
 from annkit.resume import open_resume, override_key, resumed_config
-from annkit.resume import prepare_argv as prepare_argv  # the cli calls each task module's prepare_argv
+from annkit.resume import prepare_argv as resume_argv
 from annkit.runtime import (
     StopSignals, autocast_dtype, generator, parallel_jobs, resolve_device, rng_state, seed_everything, set_rng_state, set_threads,
 )
@@ -221,14 +225,17 @@ class Setup:
         return objective
 
 
-def build(resolved: dict[str, Any], *, load_init: bool = True, jobs: int = 1) -> Setup:
+def build(resolved: dict[str, Any], *, load_init: bool = True, jobs: int = 1, world: World | None = None) -> Setup:
     """Seed, load the data, and build the head, model (with ``model.init_from`` and ``model.freeze``),
     optimizer, penalty and batchers of a validated config. With ``optimizer.lr=auto`` the optimizer
     starts at lr_find.start_lr (the finder sets it). ``load_init=False`` skips init_from (a resumed
-    run loads its own weights); ``jobs``: the sweep jobs running at once (they share the cores)."""
+    run loads its own weights); ``jobs``: the sweep jobs running at once (they share the cores);
+    ``world``: under torchrun, this rank's place (its device, its shard of the training batches)."""
     t, d, m, lc = resolved["trainer"], resolved["dataset"], resolved["model"], resolved["loss"]
-    set_threads(t["threads"], jobs)
+    set_threads(t["threads"], world.local_size if world is not None else jobs)
     device = resolve_device(t["device"])
+    if world is not None:
+        device = distributed.init(world, device)
     seed_everything(t["seed"], t["deterministic"])
     amp = autocast_dtype(t["precision"], device)
     rng = generator(device, t["seed"] + 1)  # shuffling and augmentation; dropout and init use torch's global stream
@@ -270,7 +277,8 @@ def build(resolved: dict[str, Any], *, load_init: bool = True, jobs: int = 1) ->
     return Setup(
         resolved=resolved, device=device, amp=amp, rng=rng, data=data, head=head, class_weights=class_weights,
         train_counts=train_counts, model=model, optimizer=optimizer, penalty=penalty,
-        train_batches=Batcher(data.train.x, data.train.y, t["batch_size"], weights=train_w, shuffle=True, generator=rng),
+        train_batches=Batcher(data.train.x, data.train.y, t["batch_size"] // (world.size if world else 1), weights=train_w,
+                              shuffle=True, generator=rng, shard=(world.rank, world.size) if world else None),
         val_batches=Batcher(data.val.x, data.val.y, t["eval_batch_size"]),
         test_batches=Batcher(data.test.x, data.test.y, t["eval_batch_size"]),
         init=init, frozen=frozen,
@@ -341,26 +349,54 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None, overri
     (a joblib sweep), which sets torch's threads under ``trainer.threads=auto``."""
     started = time.perf_counter()
     resolved = validate(cfg)  # every key checked before any data is read
-    console = console or Console()
+    world = world_from_env()
+    if world is not None:
+        check_distributed(resolved, world)
+    console = (console or Console()) if world is None or world.main else Console(file=io.StringIO())
     ckpt = None
     if resolved["resume"] is not None:
         ckpt = open_resume(resolved["resume"], run_dir)
         resolved = resumed_config(resolved, ckpt)
     t = resolved["trainer"]
-    setup = build(resolved, load_init=ckpt is None, jobs=jobs)
+    setup = build(resolved, load_init=ckpt is None, jobs=jobs, world=world)
     best_metric = task_metric(t["best_metric"], setup.data.task, "trainer.best_metric")
     stop_metric = task_metric(t["early_stopping"]["metric"], setup.data.task, "trainer.early_stopping.metric")
-    tensorboard = TensorBoardLogger(run_dir / "tb", OmegaConf.to_yaml(cfg, resolve=True),
-                                    purge_step=None if ckpt is None else ckpt.meta["step"] + 1)
+    tensorboard = None
+    if world is None or world.main:  # only rank 0 logs
+        tensorboard = TensorBoardLogger(run_dir / "tb", OmegaConf.to_yaml(cfg, resolve=True),
+                                        purge_step=None if ckpt is None else ckpt.meta["step"] + 1)
     try:
         return _train(setup, ckpt, run_dir, console, tensorboard, started, best_metric, stop_metric,
-                      [o for o in overrides or [] if override_key(o) != "resume"])
+                      [o for o in overrides or [] if override_key(o) != "resume"], world)
     finally:
-        tensorboard.close()
+        if tensorboard is not None:
+            tensorboard.close()
+        if world is not None:
+            distributed.finish()
 
 
-def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Console, tensorboard: TensorBoardLogger,
-           started: float, best_metric: str, stop_metric: str, overrides: list[str]) -> dict[str, Any]:
+def check_distributed(resolved: dict[str, Any], world: World) -> None:
+    """What a torchrun run cannot do (yet), refused before any data is read."""
+    t = resolved["trainer"]
+    refused = [(resolved["resume"] is not None, "resume= (resume the run in one process: `annkit train resume=…`)"),
+               (resolved["optimizer"]["lr"] == "auto", "optimizer.lr=auto (run `annkit lr-find` first, in one process, "
+                                                       "and give its suggestion as optimizer.lr)"),
+               (t["nan_policy"] == "skip_batch", "trainer.nan_policy=skip_batch (a skipped batch on one rank would stall "
+                                                 "the others' all-reduce; use trainer.nan_policy=stop)")]
+    for bad, what in refused:
+        if bad:
+            raise AnnkitError(f"This run is one of {world.size} torchrun processes, which does not support {what}.")
+    if t["batch_size"] % world.size:
+        raise AnnkitError(
+            f"trainer.batch_size={t['batch_size']} is the global batch, split evenly over the {world.size} torchrun "
+            f"processes, so it must be a multiple of {world.size}. Set e.g. trainer.batch_size="
+            f"{max(world.size, t['batch_size'] // world.size * world.size)}."
+        )
+
+
+def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Console, tensorboard: TensorBoardLogger | None,
+           started: float, best_metric: str, stop_metric: str, overrides: list[str], world: World | None = None
+           ) -> dict[str, Any]:
     resolved = setup.resolved
     t, m, lc = resolved["trainer"], resolved["model"], resolved["loss"]
     data, head, model, optimizer = setup.data, setup.head, setup.model, setup.optimizer
@@ -387,6 +423,11 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
     resumed: list[dict[str, Any]] = list(ckpt.meta.get("resumed", [])) if ckpt is not None else []
     header = facts(setup, run_dir, optim=f"{type(optimizer).__name__} lr {resolved['optimizer']['lr']:g}{lr_note}{head_note} · {sched_name}",
                    schedule=f"{t['epochs']} epochs × {len(train_batches)} steps of {t['batch_size']}")
+    if world is not None:
+        header.append(("ddp", f"{world.size} processes ({distributed.backend()}, {setup.device.type}) · global batch "
+                              f"{t['batch_size']} = {world.size} × {t['batch_size'] // world.size} per rank · lr as set: the "
+                              f"same effective batch as one process (raising trainer.batch_size with the processes? "
+                              f"scale the lr by the same factor, the linear scaling rule)"))
     if ckpt is not None:
         where = f"epoch {ckpt.meta['epoch'] + (1 if ckpt.meta['batch'] else 0)}, batch {ckpt.meta['batch']} of {len(train_batches)}" \
             if ckpt.meta["batch"] else f"the end of epoch {ckpt.meta['epoch']}"
@@ -404,7 +445,7 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
         warnings += [f"lr-find: {text}" for text in found.problems().values()]
     for note in warnings:
         reporter.warn(note)
-    if ckpt is None:
+    if ckpt is None and tensorboard is not None:
         tensorboard.describe(data.task, setup.penalty is not None, model_markdown(layers, params, trainable))
         tensorboard.scalar("params/trainable", trainable, 0)
         tensorboard.scalar("params/frozen", params - trainable, 0)
@@ -438,9 +479,18 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
                 "rng": rng_state([setup.rng]), "elapsed_s": elapsed_before + time.perf_counter() - started}
 
-    dashboard = make_dashboard(setup, tensorboard)
     checkpointer = Checkpointer(run_dir / "checkpoints", model, meta, capture, progress, keep_last=t["checkpoint"]["keep_last"])
-    with StopSignals() as stop:
+    dashboard = make_dashboard(setup, tensorboard) if tensorboard is not None else None
+    # saved first, announced last: a row on screen means its checkpoint is on disk; other ranks: no hooks
+    hooks = [checkpointer, tensorboard, dashboard, reporter] if tensorboard is not None and dashboard is not None else []
+    ddp: dict[str, Any] = {}
+    if world is not None:  # torchrun: steps through DDP (gradients all-reduced), sums and buffers shared
+        from torch.nn.parallel import DistributedDataParallel
+
+        ddp = {"ddp": DistributedDataParallel(model, device_ids=[setup.device] if setup.device.type == "cuda" else None),
+               "reduce": distributed.all_sum, "sync": partial(distributed.broadcast_buffers, model)}
+    # Ctrl-C under torchrun: torchrun stops every rank (resume from the last epoch's checkpoint, in one process)
+    with StopSignals() if world is None else contextlib.nullcontext() as stop:
         result = fit(
             model, optimizer, train_batches, setup.val_batches, head=head,
             epochs=t["epochs"], prepare=data.prepare, reduction=lc["reduction"], penalty=setup.penalty,
@@ -448,9 +498,7 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
             autocast_dtype=setup.amp, best_metric=best_metric,
             early_stopping=EarlyStopping(stop_metric, t["early_stopping"]["patience"], t["early_stopping"]["min_delta"]),
             log_every=t["log_every"], state=progress, nan_policy=t["nan_policy"], should_stop=stop,
-            save_every=t["checkpoint"]["every_n_steps"],
-            # saved first, announced last: a row on screen means its checkpoint is on disk
-            hooks=[checkpointer, tensorboard, dashboard, reporter],
+            save_every=t["checkpoint"]["every_n_steps"], hooks=hooks, **ddp,
         )
         if result.diverged is not None:
             raise TrainingDiverged(diverged_message(result.diverged, progress, run_dir, len(train_batches), overrides))
@@ -510,6 +558,11 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
     final.update({"final/best_epoch": float(result.best_epoch), "final/wall_s": metrics["wall_s"]})
     if t["nan_policy"] == "skip_batch":
         final["final/skipped_batches"] = float(result.skipped)
+    if world is not None:  # every rank takes part; the ranks must hold the same weights
+        metrics["ddp"] = {"world_size": world.size, "backend": distributed.backend(), "global_batch": t["batch_size"],
+                          "per_rank_batch": t["batch_size"] // world.size, "max_weight_difference": distributed.max_difference(model)}
+    if tensorboard is None or dashboard is None:
+        return metrics  # a rank other than 0: nothing to write
     if data.task == "classification":
         tensorboard.text("test/confusion_matrix", confusion_markdown(test["confusion_matrix"], data.names), len(result.history))
     dashboard.test(test, len(result.history))
@@ -572,6 +625,12 @@ def diverged_message(where: dict[str, Any], progress: FitState, run_dir: Path, s
         f"(trainer.grad_clip=1.0), batch norm (model.norm=batch), or trainer.nan_policy=skip_batch to skip the "
         f"batches whose loss is not finite and go on."
     )
+
+
+def prepare_argv(args: list[str]) -> list[str]:
+    """The cli calls this before Hydra: ``resume=`` picks the run's dir and overrides; under torchrun
+    a rank other than 0 gets a throw-away run dir."""
+    return distributed.rank_argv(resume_argv(args))
 
 
 def objective(metrics: dict[str, Any]) -> float:
