@@ -303,6 +303,7 @@ TRAIN_SCHEMA: dict[str, Any] = {
         "precision": choice("auto", "fp32", "bf16"),
         "seed": integer(0, 2**32 - 2),  # torch and numpy seeds; annkit also uses seed + 1
         "threads": Rule(lambda v: v == "auto" or (_is_int(v) and v >= 1), "auto or a whole number ≥ 1"),
+        "compile": BOOL,
         "deterministic": BOOL,
         "grad_clip": number(0.0, lo_open=True, nullable=True),
         "best_metric": choice("auto", *METRICS),

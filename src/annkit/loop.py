@@ -265,7 +265,7 @@ def fit(
     nan_policy: str = "stop",
     should_stop: Callable[[], bool] | None = None,
     save_every: int | None = None,
-    ddp: nn.Module | None = None,
+    train_module: nn.Module | None = None,
     reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
     sync: Callable[[], None] | None = None,
 ) -> FitResult:
@@ -288,8 +288,9 @@ def fit(
     ``diverged`` before any hook sees a non-finite epoch; ``skip_batch`` takes no step on such a
     batch (a host read per step) and counts it in ``skipped``.
 
-    Over processes (:mod:`annkit.distributed`): ``ddp`` is the DistributedDataParallel wrapper
-    of ``model`` that training steps go through, ``reduce`` sums the training sums over the ranks
+    ``train_module`` is what training steps call instead of ``model`` (its DistributedDataParallel
+    wrapper, or ``torch.compile(model)``); evaluation and the kept weights use ``model`` itself.
+    Over processes (:mod:`annkit.distributed`): ``reduce`` sums the training sums over the ranks
     at each host read, and ``sync`` runs before each evaluation; ``train_batches`` is the rank's
     shard. Samples and samples/s count every rank's samples.
     """
@@ -338,7 +339,7 @@ def fit(
         t0 = time.perf_counter() - st.epoch_s
         for xb, yb, wb in train_batches.epoch(st.perm, st.batch):
             loss, reg, outputs = train_step(
-                ddp or model, optimizer, prepare(xb, True), yb, wb, loss_fn=loss_fn, reduction=reduction,
+                model if train_module is None else train_module, optimizer, prepare(xb, True), yb, wb, loss_fn=loss_fn, reduction=reduction,
                 penalty=penalty, autocast_dtype=autocast_dtype, grad_clip=grad_clip, skip_nonfinite=skip,
             )
             if loss is None:

@@ -19,7 +19,7 @@ from annkit.tracking import flatten, shown
 # checkpoint's: changing it would not continue the run but start another.
 RESUME_MAY_CHANGE = (
     "resume", "trainer.epochs", "trainer.device", "trainer.eval_batch_size", "trainer.log_every", "trainer.print_every",
-    "trainer.nan_policy", "trainer.checkpoint.", "trainer.early_stopping.patience", "trainer.early_stopping.min_delta",
+    "trainer.nan_policy", "trainer.compile", "trainer.checkpoint.", "trainer.early_stopping.patience", "trainer.early_stopping.min_delta",
     "dataset.root", "dataset.search", "dataset.download", "dataset.verify", "lr_find.", "logger.",
 )
 

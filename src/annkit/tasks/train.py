@@ -225,6 +225,15 @@ class Setup:
         return objective
 
 
+def fused_on_cuda(spec: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """On CUDA, torch's fused (one-kernel) implementation of the optimizer when it has one (Adam,
+    AdamW, SGD, …) and the config does not choose: the same update in fewer kernel launches."""
+    if device.type != "cuda" or "fused" in spec:
+        return spec
+    cls = get_class(spec["_target_"])
+    return {**spec, "fused": True} if "fused" in inspect.signature(cls).parameters else spec
+
+
 def build(resolved: dict[str, Any], *, load_init: bool = True, jobs: int = 1, world: World | None = None) -> Setup:
     """Seed, load the data, and build the head, model (with ``model.init_from`` and ``model.freeze``),
     optimizer, penalty and batchers of a validated config. With ``optimizer.lr=auto`` the optimizer
@@ -270,7 +279,7 @@ def build(resolved: dict[str, Any], *, load_init: bool = True, jobs: int = 1, wo
     head_lr_mult = spec.pop("head_lr_mult")
     if spec["lr"] == "auto":
         spec["lr"] = resolved["lr_find"]["start_lr"]
-    optimizer = instantiate(spec, _convert_="all")(param_groups(model, spec["lr"], head_lr_mult))
+    optimizer = instantiate(fused_on_cuda(spec, device), _convert_="all")(param_groups(model, spec["lr"], head_lr_mult))
     penalty = None
     if lc["l1"] or lc["l2"]:
         penalty = partial(weight_penalty, penalized_weights(model), l1=lc["l1"], l2=lc["l2"], m=len(data.train))
@@ -306,7 +315,7 @@ def facts(setup: Setup, run_dir: Path, *, optim: str, schedule: str) -> list[tup
         ("loss", describe_loss(lc, head, setup.class_weights, data.train.w is not None)),
         ("optim", optim),
         ("schedule", schedule),
-        ("device", f"{setup.device} · {'bf16 autocast' if setup.amp else 'fp32'} · torch {torch.__version__} · "
+        ("device", f"{setup.device} · {'bf16 autocast' if setup.amp else 'fp32'}{' · torch.compile' if t['compile'] else ''} · torch {torch.__version__} · "
                    f"{torch.get_num_threads()} threads · seed {t['seed']}"),
         ("run dir", shown(run_dir)),
     ]
@@ -484,11 +493,14 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
     # saved first, announced last: a row on screen means its checkpoint is on disk; other ranks: no hooks
     hooks = [checkpointer, tensorboard, dashboard, reporter] if tensorboard is not None and dashboard is not None else []
     ddp: dict[str, Any] = {}
+    step_module: torch.nn.Module = model
     if world is not None:  # torchrun: steps through DDP (gradients all-reduced), sums and buffers shared
         from torch.nn.parallel import DistributedDataParallel
 
-        ddp = {"ddp": DistributedDataParallel(model, device_ids=[setup.device] if setup.device.type == "cuda" else None),
-               "reduce": distributed.all_sum, "sync": partial(distributed.broadcast_buffers, model)}
+        step_module = DistributedDataParallel(model, device_ids=[setup.device] if setup.device.type == "cuda" else None)
+        ddp = {"reduce": distributed.all_sum, "sync": partial(distributed.broadcast_buffers, model)}
+    if t["compile"]:  # the training steps through torch.compile (the first steps compile; evaluation runs eager)
+        step_module = torch.compile(step_module)
     # Ctrl-C under torchrun: torchrun stops every rank (resume from the last epoch's checkpoint, in one process)
     with StopSignals() if world is None else contextlib.nullcontext() as stop:
         result = fit(
@@ -498,7 +510,7 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
             autocast_dtype=setup.amp, best_metric=best_metric,
             early_stopping=EarlyStopping(stop_metric, t["early_stopping"]["patience"], t["early_stopping"]["min_delta"]),
             log_every=t["log_every"], state=progress, nan_policy=t["nan_policy"], should_stop=stop,
-            save_every=t["checkpoint"]["every_n_steps"], hooks=hooks, **ddp,
+            save_every=t["checkpoint"]["every_n_steps"], hooks=hooks, train_module=step_module, **ddp,
         )
         if result.diverged is not None:
             raise TrainingDiverged(diverged_message(result.diverged, progress, run_dir, len(train_batches), overrides))
@@ -530,6 +542,7 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
         "samples_per_s": result.samples_seen / result.train_seconds,
         "device": str(setup.device),
         "threads": torch.get_num_threads(),
+        "compiled": t["compile"],
         "pid": os.getpid(),
         "started_at": time.time() - (time.perf_counter() - started),  # this process's part (unix time)
         "finished_at": time.time(),
