@@ -375,13 +375,14 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None, overri
         tensorboard = TensorBoardLogger(run_dir / "tb", OmegaConf.to_yaml(cfg, resolve=True),
                                         purge_step=None if ckpt is None else ckpt.meta["step"] + 1)
     try:
-        return _train(setup, ckpt, run_dir, console, tensorboard, started, best_metric, stop_metric,
-                      [o for o in overrides or [] if override_key(o) != "resume"], world)
+        metrics = _train(setup, ckpt, run_dir, console, tensorboard, started, best_metric, stop_metric,
+                         [o for o in overrides or [] if override_key(o) != "resume"], world)
     finally:
         if tensorboard is not None:
             tensorboard.close()
-        if world is not None:
-            distributed.finish()
+    if world is not None:  # after success only: a failed rank exits, and torchrun stops the others
+        distributed.finish()
+    return metrics
 
 
 def check_distributed(resolved: dict[str, Any], world: World) -> None:
