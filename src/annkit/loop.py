@@ -72,10 +72,13 @@ class Running:
     def sums(self) -> tuple[float, float, float, int]:
         """(Σ loss·n, Σ penalty·n, Σ hits, n) on the host: one host sync (over every rank with ``reduce``)."""
         zero = self.loss_sum.new_zeros(())
-        stacked = torch.stack([self.loss_sum, self.penalty_sum if self.penalty_sum is not None else zero,
-                               self.hit_sum if self.hit_sum is not None else zero, zero + self.count])
-        loss, penalty, hits, count = (self.reduce(stacked) if self.reduce is not None else stacked).tolist()
-        return loss, penalty, hits, int(count)
+        parts = [self.loss_sum, self.penalty_sum if self.penalty_sum is not None else zero,
+                 self.hit_sum if self.hit_sum is not None else zero]
+        if self.reduce is None:
+            loss, penalty, hits = torch.stack(parts).tolist()
+            return loss, penalty, hits, self.count
+        loss, penalty, hits, count = self.reduce(torch.stack([*parts, zero + self.count])).tolist()
+        return loss, penalty, hits, round(count)
 
     def means(self, sums: tuple[float, float, float, int], since: tuple[float, float, float, int] = (0.0, 0.0, 0.0, 0)) -> dict[str, float]:
         """Mean loss (and penalty, accuracy when tracked) between two readings of :meth:`sums`."""
@@ -324,6 +327,7 @@ def fit(
                                     "lr": lrs[first], "loss": losses[first]}
         return None
 
+    stepper = model if train_module is None else train_module  # what the training steps call
     for hook in hooks:
         hook.on_fit_start(epochs=epochs, steps_per_epoch=steps_per_epoch)
     model.train()
@@ -339,7 +343,7 @@ def fit(
         t0 = time.perf_counter() - st.epoch_s
         for xb, yb, wb in train_batches.epoch(st.perm, st.batch):
             loss, reg, outputs = train_step(
-                model if train_module is None else train_module, optimizer, prepare(xb, True), yb, wb, loss_fn=loss_fn, reduction=reduction,
+                stepper, optimizer, prepare(xb, True), yb, wb, loss_fn=loss_fn, reduction=reduction,
                 penalty=penalty, autocast_dtype=autocast_dtype, grad_clip=grad_clip, skip_nonfinite=skip,
             )
             if loss is None:
