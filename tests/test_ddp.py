@@ -109,3 +109,9 @@ def test_a_refused_setting_stops_both_ranks_with_its_message(tmp_path):
 
 def test_annkit_command_is_the_console_script():  # torchrun runs `-m annkit`, the same entry point
     assert annkit_command()[-1].endswith("annkit")
+
+
+def test_lr_find_refuses_to_run_under_torchrun(tmp_path):
+    proc = run_annkit("lr-find", *RUN[1:], cwd=tmp_path, env={"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"})
+    flat = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode == 2 and "annkit lr-find runs in one process" in flat and "Traceback" not in flat

@@ -37,6 +37,7 @@ from annkit import __version__
 from annkit.checkpoint import atomic_write_bytes
 from annkit.config import validate
 from annkit.data import Batcher
+from annkit.distributed import world_from_env
 from annkit.errors import AnnkitError, user_errors
 from annkit.loop import autocast
 from annkit.lr_finder import (
@@ -400,6 +401,12 @@ def report(found: Found, console: Console, run_dir: Path, command: str | None) -
 def lr_find(cfg: DictConfig, run_dir: Path, console: Console | None = None, overrides: list[str] | None = None) -> Found:
     """The ``annkit lr-find`` task: build as ``train`` would, sweep, report; the model is left as built."""
     resolved = validate(cfg)
+    if world_from_env() is not None:
+        raise AnnkitError(
+            "annkit lr-find runs in one process: under torchrun every process would sweep on its own. Run "
+            "`annkit lr-find` with the same overrides without torchrun, then train under torchrun with its "
+            "suggestion as optimizer.lr=<value>."
+        )
     if resolved["resume"] is not None:
         raise AnnkitError(
             f"resume={resolved['resume']} goes on with a training run; annkit lr-find starts no run to resume. "
