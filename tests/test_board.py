@@ -103,18 +103,24 @@ def post(url: str, body: dict) -> object:
         return json.load(response)
 
 
+def still_serving(proc: subprocess.Popen, logs: Path, what: str) -> None:
+    """Wait up to 0.1 s for the server to exit (the poll interval of a bounded wait); fail if it did."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=0.1)
+    assert proc.poll() is None, f"{what} exited ({proc.returncode}):\n{output(logs)}"
+
+
 def wait_for_runs(base: str, proc: subprocess.Popen, logs: Path) -> dict:
     """Poll /data/plugin/scalars/tags until both runs are loaded up to their last scalar (final/*,
     written last): TensorBoard reads event files in a background thread after it starts serving."""
     deadline = time.monotonic() + STARTUP_S
     tags: object = None
     while time.monotonic() < deadline:
-        assert proc.poll() is None, f"the server exited ({proc.returncode}):\n{output(logs)}"
         with contextlib.suppress(OSError):  # not listening yet, reset, timed out (URLError is one too)
             tags = get(base + "data/plugin/scalars/tags", timeout=2)
             if isinstance(tags, dict) and all(FINAL_METRIC in tags.get(run, {}) for run in RUNS):
                 return tags
-        time.sleep(0.1)  # the poll interval of a bounded wait, not a fixed wait for the server
+        still_serving(proc, logs, "the server")
     raise AssertionError(f"after {STARTUP_S} s {base} served tags {tags!r}, not both runs:\n{output(logs)}")
 
 
@@ -125,8 +131,7 @@ def wait_for_url(proc: subprocess.Popen, logs: Path) -> str:
         found = re.search(r"http://127\.0\.0\.1:\d+/", (logs / "stdout").read_text())
         if found:
             return found.group(0)
-        assert proc.poll() is None, f"annkit board exited ({proc.returncode}):\n{output(logs)}"
-        time.sleep(0.1)
+        still_serving(proc, logs, "annkit board")
     raise AssertionError(f"annkit board printed no URL within {STARTUP_S} s:\n{output(logs)}")
 
 
