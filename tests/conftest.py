@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -58,12 +59,39 @@ def annkit_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "annkit"]
 
 
+# every output of run_annkit in this session, for tests/test_zz_printed_commands.py (each command annkit prints must
+# paste): kept in this process and, for the check at the session's end over all xdist workers, in one folder per run
+OUTPUTS: list[str] = []
+# (named by the first process that imports this file, the xdist controller; its workers inherit the name)
+os.environ.setdefault("ANNKIT_TEST_OUTPUTS", str(Path(tempfile.gettempdir()) / f"annkit-test-outputs-{os.getpid()}"))
+OUTPUTS_DIR = Path(os.environ["ANNKIT_TEST_OUTPUTS"])
+
+
 def run_annkit(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     inherited = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     full_env = {**inherited, **OFFLINE_ENV, "COLUMNS": "200", **(env or {})}
-    return subprocess.run(
+    proc = subprocess.run(
         [*annkit_command(), *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
     )
+    OUTPUTS.append(proc.stdout + proc.stderr)
+    OUTPUTS_DIR.mkdir(exist_ok=True)
+    (OUTPUTS_DIR / f"{os.getpid()}-{len(OUTPUTS)}.txt").write_text(OUTPUTS[-1])
+    return proc
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """After the whole suite (on the xdist controller, or the only process): every command printed by
+    any `annkit` subprocess of the session must paste (tests/test_zz_printed_commands.py's rules)."""
+    if hasattr(session.config, "workerinput") or not OUTPUTS_DIR.is_dir():
+        return
+    from tests.test_zz_printed_commands import printed_commands, problems
+
+    outputs = [f.read_text() for f in sorted(OUTPUTS_DIR.iterdir())]
+    shutil.rmtree(OUTPUTS_DIR, ignore_errors=True)
+    bad = {c: why for out in outputs for c in printed_commands(out) if (why := problems(c)) is not None}
+    if bad:
+        print("\nprinted commands that do not paste:\n" + "\n".join(f"  {c}\n      {why}" for c, why in bad.items()))
+        session.exitstatus = 1
 
 
 def copy_fashion(src: Path, dst: Path) -> Path:

@@ -85,6 +85,7 @@ def test_unknown_key_is_refused_by_hydra(tmp_path, precious):
 
 def test_no_data_anywhere_and_download_impossible(tmp_path, precious):
     empty = tmp_path / "empty"
+    empty.mkdir()
     proc = run_annkit("train", f"dataset.root={empty}", "dataset.search=[data/fashion_mnist,/nonexistent/fm]", cwd=tmp_path)
     flat = assert_user_error(
         proc,
@@ -94,6 +95,8 @@ def test_no_data_anywhere_and_download_impossible(tmp_path, precious):
         "apt-get install dataset-fashion-mnist",
     )
     assert "dataset.root=" in flat
+    assert list(empty.iterdir()) == []  # the failed download left nothing behind: no FashionMNIST/raw, no scratch folder
+    assert not (tmp_path / "data").exists()
 
 
 def test_no_data_with_download_off(tmp_path, precious):

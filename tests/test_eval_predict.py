@@ -211,7 +211,7 @@ def test_a_pickle_is_never_unpickled(tmp_path, precious, command, test_images):
     proc = run_annkit(command, f"checkpoint={weights}", f"input={test_images[0]}", cwd=tmp_path) if command == "predict" \
         else run_annkit(command, f"checkpoint={weights}", cwd=tmp_path)
     assert proc.returncode == 2
-    assert_user_error(proc, f"{weights} is not an annkit checkpoint", "it never unpickles files")
+    assert_user_error(proc, "error: model.pt is not an annkit checkpoint", "it never unpickles files")  # shown relative to the cwd
     assert not planted.exists()
 
 
@@ -230,7 +230,7 @@ def test_truncated_checkpoint(fashion_run, tmp_path, precious, test_images):
     cut.write_bytes(ckpt.read_bytes()[:20_000])
     proc = run_annkit("predict", f"checkpoint={cut}", f"input={test_images[0]}", cwd=tmp_path)
     assert proc.returncode == 2
-    assert_user_error(proc, f"{cut} is not an annkit checkpoint", "20,000 bytes", "truncated")
+    assert_user_error(proc, "error: cut.safetensors is not an annkit checkpoint", "20,000 bytes", "truncated")
 
 
 def test_image_of_the_wrong_size(fashion_run, tmp_path, precious):

@@ -33,10 +33,13 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from annkit import __version__
+from annkit.commands import command, override, shown
 from annkit.errors import AnnkitError
 from annkit.head import output_width
 from annkit.loop import FitState, Hook
+from annkit.memory import check_fits, widths_of
 from annkit.models import MLP
+from annkit.trust import check_meta
 
 FORMAT = "annkit.checkpoint/2"
 READABLE = ("annkit.checkpoint/1", FORMAT)  # /1: weights and meta only (no training state)
@@ -166,13 +169,14 @@ def load_checkpoint(path: Path | str, device: str | torch.device = "cpu", *, sta
     clear :class:`AnnkitError` for a missing, truncated or foreign file. Never executes code."""
     path = Path(path)
     if path.is_dir():
+        best = path / "best.safetensors" if path.name == "checkpoints" else path / "checkpoints" / "best.safetensors"
         raise AnnkitError(
-            f"{path} is a folder; give a checkpoint file, e.g. {path / 'checkpoints' / 'best.safetensors'}"
-            + (" (this folder has one)." if (path / "checkpoints" / "best.safetensors").is_file() else ".")
+            f"{shown(path)} is a folder; give a checkpoint file, e.g. {shown(best)}"
+            + (" (this folder has one)." if best.is_file() else ".")
         )
     if not path.is_file():
         raise AnnkitError(
-            f"No checkpoint at {path}. Give the path of a .safetensors file written by annkit, e.g. "
+            f"No checkpoint at {shown(path)}. Give the path of a .safetensors file written by annkit, e.g. "
             f"outputs/train/runs/<time>/checkpoints/best.safetensors (`ls outputs/train/runs` lists the runs)."
         )
     try:
@@ -183,21 +187,23 @@ def load_checkpoint(path: Path | str, device: str | torch.device = "cpu", *, sta
             extra = {k: f.get_tensor(k) for k in keys if k.startswith(STATE)} if state else {}
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         size = path.stat().st_size
-        raise _not_a_checkpoint(path, f"it is not a readable safetensors file ({size:,} bytes; {err}); it may be "
+        raise _not_a_checkpoint(Path(shown(path)), f"it is not a readable safetensors file ({size:,} bytes; {err}); it may be "
                                       f"truncated (a copy cut short) or of another format") from None
     if META_KEY not in header:
-        raise _not_a_checkpoint(path, f"it is a safetensors file but has no '{META_KEY}' metadata (another tool wrote it)")
+        raise _not_a_checkpoint(Path(shown(path)), f"it is a safetensors file but has no '{META_KEY}' metadata (another tool wrote it)")
     try:
         meta = json.loads(header[META_KEY])
     except json.JSONDecodeError as err:
-        raise _not_a_checkpoint(path, f"its '{META_KEY}' metadata is not valid JSON ({err})") from None
+        raise _not_a_checkpoint(Path(shown(path)), f"its '{META_KEY}' metadata is not valid JSON ({err})") from None
     if meta.get("format") not in READABLE:
         raise AnnkitError(
-            f"{path} has checkpoint format {meta.get('format')!r} (annkit {meta.get('annkit_version')}); this annkit "
+            f"{shown(path)} has checkpoint format {meta.get('format')!r} (annkit {meta.get('annkit_version')}); this annkit "
             f"({__version__}) reads {', '.join(READABLE)}. Use the annkit version that wrote it."
         )
     saved_state = meta.pop("state", None)
-    return Checkpoint(path=path, model=model, meta=decode(meta, {}), has_state=saved_state is not None,
+    meta = decode(meta, {})
+    check_meta(meta, shown(path))  # the trust boundary: nothing of it is used before this
+    return Checkpoint(path=path, model=model, meta=meta, has_state=saved_state is not None,
                       state=decode(saved_state, extra) if state and saved_state is not None else None)
 
 
@@ -285,8 +291,12 @@ def load_strict(model: torch.nn.Module, ckpt: Checkpoint, what: str) -> None:
 def load_model(path: Path | str, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Checkpoint]:
     """The trained network of a checkpoint, on ``device``, in eval mode, plus the checkpoint."""
     ckpt = load_checkpoint(path, device)
-    if "config" not in ckpt.meta or "data" not in ckpt.meta:
+    if "config" not in ckpt.meta or not {"preprocessing", "output_activation"} <= set(ckpt.meta.get("data", {})):
         raise _not_a_checkpoint(ckpt.path, "its metadata lacks the config and data sections a run writes")
+    d = ckpt.meta["data"]
+    widths = widths_of(math.prod(d["input_shape"]), ckpt.meta["config"]["model"]["hidden"],
+                       output_width(d["task"], len(d["classes"]), ckpt.meta["config"]["loss"]["name"]))
+    check_fits(widths, torch.device(device), norm=False, batch=1, eval_batch=1, slots=None, what=f"The model of {path}")
     model = model_from_meta(ckpt.meta).to(device)
     load_strict(model, ckpt, f"the {architecture(ckpt.meta)} its own metadata describes (the file was edited)")
     return model.eval(), ckpt
@@ -300,7 +310,7 @@ def write_or_explain(path: Path, data: bytes) -> None:
         raise AnnkitError(
             f"Could not write {path}: {err.strerror or err} (errno {err.errno}). The file it would replace, if any, is "
             f"whole (writes go to a temporary file that is renamed only once complete). Free disk space or fix the "
-            f"folder's permissions, then go on with `annkit train resume={path.parent.parent}`."
+            f"folder's permissions, then go on with `{command('train', override('resume', str(path.parent.parent)))}`."
         ) from None
 
 

@@ -5,8 +5,11 @@ so everything Hydra offers (``-m`` sweeps, ``--cfg job``, ``--help``, ``--config
 ``-sc install=bash`` completion) works per subcommand. A new subcommand is one entry in
 :data:`SUBCOMMANDS` plus its module in ``annkit.tasks``; a module may define
 ``prepare_argv(args) -> args`` to rewrite its command line before Hydra sees it (train's
-``resume=`` does). The run's output folder is checked for writability first, unless the module
-sets ``WRITES_RUN_DIR = False`` (board, which only serves TensorBoard).
+``resume=`` does). Before Hydra runs, :func:`preflight` reads the overrides with Hydra's grammar
+(explaining the quoting a word needs), checks group options and ``--config-dir`` files, and,
+unless the module sets ``WRITES_RUN_DIR = False`` (board, which only serves TensorBoard), checks
+that the run's folder can be written and holds no other run (``OVERWRITE_KEY``, default
+``trainer.overwrite``, moves one aside).
 
 Shell completion: ``eval "$(annkit -sc install=bash)"`` installs Hydra's completion for the
 ``annkit`` executable. The shell then calls ``annkit -sc query=bash`` with the line typed so
@@ -20,9 +23,12 @@ import importlib
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from annkit import __version__
 from annkit.errors import EXIT_USAGE, AnnkitError, did_you_mean, print_error, user_errors
+from annkit.overrides import CommandLine, check_config_dir, check_groups, fixed_dir, read
+from annkit.rundir import protect
 
 # name → (module with a Hydra `main`, one-line description)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -78,10 +84,10 @@ def print_help() -> None:
     console.print("\nRuns are written to outputs/<subcommand>/runs/<time>/; view them with `annkit board` (TensorBoard on outputs/).")
 
 
-def check_output_dir(args: list[str]) -> None:
+def check_output_dir(line: CommandLine) -> None:
     """Refuse, before Hydra makes the run dir, an output folder that cannot be created or written."""
-    runs = [a.split("=", 1)[1].strip("'\"") for a in args if a.split("=", 1)[0] in ("hydra.run.dir", "hydra.sweep.dir") and "=" in a]
-    target = Path(runs[-1] if runs else "outputs").absolute()
+    runs = [d for d in (fixed_dir(line, "hydra.sweep.dir" if line.multirun else "hydra.run.dir"),) if d is not None]
+    target = (runs[0] if runs else Path("outputs")).absolute()
     probe = target
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
@@ -94,13 +100,40 @@ def check_output_dir(args: list[str]) -> None:
     )
 
 
+def protect_run_dir(name: str, module: Any, line: CommandLine) -> None:
+    """A run never lands in a folder that holds another (a resumed run goes on in its own)."""
+    if line.value("resume") is not None:
+        return
+    key = getattr(module, "OVERWRITE_KEY", "trainer.overwrite")
+    folder = fixed_dir(line, "hydra.sweep.dir" if line.multirun else "hydra.run.dir")
+    if folder is None:
+        return
+    moved = protect(folder, task=name, sweep=line.multirun, overwrite=line.value(key) is True, overwrite_key=key)
+    if moved is not None:
+        print_error(f"{key}=true: the {'sweep' if line.multirun else 'run'} that was in {folder} is now in {moved} "
+                    f"(moved, not deleted).", label="note")
+
+
+def preflight(name: str, module: Any, args: list[str]) -> list[str]:
+    """What the command line can be checked for before Hydra makes a folder or reads a file: its words
+    in Hydra's grammar, its group options, its config folders, and where its run goes."""
+    line = read(name, args)
+    for folder in line.config_dirs:
+        check_config_dir(folder)
+    check_groups(name, line)
+    args = getattr(module, "prepare_argv", lambda a: a)(args)  # e.g. train's resume=
+    if getattr(module, "WRITES_RUN_DIR", True):
+        line = read(name, args)
+        check_output_dir(line)
+        protect_run_dir(name, module, line)
+    return args
+
+
 def run_subcommand(name: str, args: list[str]) -> None:
     module = importlib.import_module(SUBCOMMANDS[name][0])
     if not any(a in ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info") or a in COMPLETION_FLAGS for a in args):
         with user_errors():
-            args = getattr(module, "prepare_argv", lambda a: a)(args)  # e.g. train's resume=
-            if getattr(module, "WRITES_RUN_DIR", True):
-                check_output_dir(args)
+            args = preflight(name, module, args)
     sys.argv = [sys.argv[0], *args]
     module.main()
 

@@ -13,6 +13,7 @@ import inspect
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from annkit.data.csv_table import TASKS as CSV_TASKS
+from annkit.data.csv_table import csv_columns
 from annkit.data.playground import CLASSIFICATION_KINDS, FEATURES, REGRESSION_KINDS
 from annkit.data.playground import TASKS as PLAYGROUND_TASKS
 from annkit.data.tabular import GATES
@@ -315,6 +317,7 @@ TRAIN_SCHEMA: dict[str, Any] = {
         "log_every": integer(1),
         "print_every": Rule(lambda v: v == "auto" or (_is_int(v) and v >= 1), "auto or a whole number ≥ 1"),
         "nan_policy": choice("stop", "skip_batch"),
+        "overwrite": BOOL,
         "checkpoint": {"every_n_steps": integer(1, nullable=True), "keep_last": integer(0)},
     },
     "logger": {
@@ -327,6 +330,49 @@ TRAIN_SCHEMA: dict[str, Any] = {
     },
     "resume": Rule(lambda v: v is None or (isinstance(v, str) and v != ""), "a run dir or a checkpoint path, or null"),
 }
+
+
+# the schema of each group that TRAIN_SCHEMA checks with a function: one option's keys, or every option's
+# (dataset, loss: the keys depend on the chosen name); None: any key (the arguments of a torch class)
+GROUP_SCHEMAS: dict[str, list[Mapping[str, Any]] | None] = {
+    "model": [MODEL_SCHEMA], "dataset": list(DATASET_SCHEMAS.values()), "loss": list(LOSS_SCHEMAS.values()),
+    "lr_find": [LR_FIND_SCHEMA], "optimizer": None, "scheduler": None,
+}
+
+
+def key_rules(dotted: str) -> list[Rule] | None:
+    """The rules a value of config key ``dotted`` (e.g. ``dataset.path``) must meet, one of them at
+    least: [] for a key that takes any value (an optimizer's or scheduler's argument), None for a key
+    the train config does not have (under any option of its group)."""
+    top, *rest = dotted.split(".")
+    if top in GROUP_SCHEMAS:
+        schemas = GROUP_SCHEMAS[top]
+        if schemas is None:
+            return [] if len(rest) == 1 else None
+        nodes: list[Any] = list(schemas)
+    elif top in TRAIN_SCHEMA:
+        nodes = [TRAIN_SCHEMA[top]]
+    else:
+        return None
+    for segment in rest:
+        nodes = [node[segment] for node in nodes if isinstance(node, Mapping) and segment in node]
+    if not nodes:
+        return None
+    return [node for node in nodes if isinstance(node, Rule)]  # none: a whole sub-mapping, checked once composed
+
+
+def check_present(node: Any, schema: Mapping[str, Any], path: str) -> None:
+    """The keys of ``node`` that ``schema`` knows must meet its rules (a stored config from an older or
+    other annkit: missing keys and keys the schema does not know are left alone)."""
+    if not isinstance(node, Mapping):
+        raise AnnkitError(f"{path} must be a mapping of keys ({', '.join(schema)}), not {node!r}.")
+    for key, value in node.items():
+        rule = schema.get(key)
+        full = f"{path}.{key}"
+        if isinstance(rule, Mapping):
+            check_present(value, rule, full)
+        elif isinstance(rule, Rule) and not rule.check(value):
+            raise AnnkitError(f"{full}={value!r} is not valid: expected {rule.expected}.")
 
 
 def _unknown_key(path: str, key: str, valid: list[str]) -> AnnkitError:
@@ -361,16 +407,24 @@ def _walk(node: Any, schema: Mapping[str, Any], path: str) -> None:
             rule(value)
 
 
+# optimizer and scheduler classes come from torch only: naming a class imports its module, and a config or
+# checkpoint from someone else must not make annkit import (and so run) code of their choosing
+TORCH_TARGET = re.compile(r"torch\.optim\.(lr_scheduler\.)?[A-Za-z_][A-Za-z0-9_]*")
+
+
 def _target_class(node: Mapping[str, Any], group: str, base: type, examples: str) -> type:
     target = node.get("_target_")
-    try:
-        cls = get_class(str(target))
-    except Exception:
-        cls = None
+    cls = None
+    if isinstance(target, str) and TORCH_TARGET.fullmatch(target):
+        try:
+            cls = get_class(target)
+        except Exception:
+            cls = None
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise AnnkitError(
             f"{group}._target_={target!r} is not a {base.__module__}.{base.__name__} class. "
-            f"Give the full import path of one, e.g. {examples}, or pick a file with {group}=<name>."
+            f"Give the full import path of one in torch.optim (annkit imports no other module for a config), e.g. "
+            f"{examples}, or pick a file with {group}=<name>."
         )
     if node.get("_partial_") is not True:
         raise AnnkitError(
@@ -452,6 +506,43 @@ def validate(cfg: DictConfig, schema: Mapping[str, Any] = TRAIN_SCHEMA) -> dict[
             "variance), but trainer.batch_size=1. Use a larger batch, or model.norm=layer / none."
         )
     return resolved
+
+
+# the keys of a train config that name files or folders: a run records them absolute (see :func:`portable`)
+PATH_KEYS = ("dataset.root", "dataset.search", "dataset.path", "dataset.train", "dataset.val", "dataset.test",
+             "dataset.sample_weight", "model.init_from", "resume")
+
+
+def _is_column(csv: dict[str, Any], name: str, base: Path) -> bool:
+    """Whether ``dataset.sample_weight=name`` names a column of the table (as the CSV loader decides)."""
+    table = csv.get("path") or csv.get("train")
+    if not (base / name).is_file():
+        return True
+    try:
+        return table is not None and name in csv_columns(base / table, csv["delimiter"])
+    except AnnkitError:
+        return False  # the loader explains what is wrong with the table
+
+
+def portable(resolved: dict[str, Any], cwd: Path | None = None) -> dict[str, str | list[str]]:
+    """Make every path of a validated train config absolute (relative ones are relative to ``cwd``, the
+    folder annkit runs in), in place, so that the run's records (checkpoints, metrics.json) work from
+    anywhere; return ``{dotted key: new value}`` for the keys that changed. A CSV's
+    ``dataset.sample_weight`` that names one of its columns stays a column name."""
+    base = Path.cwd() if cwd is None else cwd
+    changed: dict[str, str | list[str]] = {}
+    for key in PATH_KEYS:
+        group, _, name = key.rpartition(".")
+        node = resolved.get(group) if group else resolved
+        if not isinstance(node, dict) or node.get(name) is None:
+            continue
+        value = node[name]
+        if key == "dataset.sample_weight" and node.get("name") == "csv" and _is_column(node, value, base):
+            continue  # a column of the table
+        new = [str(base / Path(v).expanduser()) for v in value] if isinstance(value, list) else str(base / Path(value).expanduser())
+        if new != value:
+            node[name] = changed[key] = new
+    return changed
 
 
 def _torch_refused(group: str, err: Exception) -> AnnkitError:

@@ -13,7 +13,7 @@ import difflib
 import logging
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3  # the training loss became NaN/inf (trainer.nan_policy=stop)
@@ -64,14 +64,16 @@ def print_error(message: str, label: str = "error") -> None:
     from rich.markup import escape
 
     style = "bold red" if label == "error" else "bold yellow"
-    Console(stderr=True, soft_wrap=False).print(f"[{style}]{label}:[/] {escape(message)}")
+    # soft wrap: the terminal folds the paragraph, and no newline lands inside a path or a command that is copied
+    Console(stderr=True, soft_wrap=True).print(f"[{style}]{label}:[/] {escape(message)}")
 
 
 @contextlib.contextmanager
-def user_errors() -> Iterator[None]:
+def user_errors(interrupted: Callable[[], str] | None = None) -> Iterator[None]:
     """Turn an AnnkitError into a printed paragraph and its exit status (2 for bad input, 3 for a
     diverged run, 130/143 for a run stopped by a signal), and a bare Ctrl-C into a one-line note
-    and exit status 130 — no traceback either way (unless HYDRA_FULL_ERROR=1)."""
+    (``interrupted()``: what was kept and how to go on) and exit status 130 — no traceback either
+    way (unless HYDRA_FULL_ERROR=1)."""
     try:
         yield
     except AnnkitError as err:
@@ -92,8 +94,7 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        note = ("stopped at once. checkpoints/last.safetensors in the run dir, if the run got to write one, is whole "
-                "and holds the last saved state: go on with `annkit train resume=<run dir>`.")
+        note = interrupted() if interrupted is not None else "stopped at once."
         logging.getLogger("annkit").warning(note)
         print_error(note, "interrupted")
         sys.exit(EXIT_INTERRUPTED)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
+from annkit.commands import command, override, shown
 from annkit.dashboard import Timed, epoch_tag, layout, step_tag
 from annkit.loop import Hook
 from annkit.models import LayerRow
@@ -80,29 +82,40 @@ def _epoch_table(columns: Sequence[Column], cells: Sequence[str] | None) -> Tabl
     return table
 
 
+def fitted(value: float, fmt: str, width: int) -> str:
+    """``value`` in ``fmt``, or, when that is wider than the column, in as many significant digits of
+    fewer decimals or scientific notation as fit (123.45678 shows as 123.457, a loss of 226288.1 as 2.3e+05,
+    never cut to '226288…')."""
+    text = fmt.format(value)
+    if len(text) <= width or not math.isfinite(value):
+        return text
+    fixed = re.fullmatch(r"\{:\.(\d)f\}", fmt)
+    for decimals in range(int(fixed.group(1)) - 1, -1, -1) if fixed else ():
+        text = f"{value:.{decimals}f}"
+        if len(text) <= width and abs(value) < 1e4:
+            return text
+    for digits in (3, 2, 1, 0):
+        short = f"{value:.{digits}e}"
+        if len(short) <= width:
+            return short
+    return short
+
+
 def format_row(row: Mapping[str, float], columns: Sequence[Column], epochs: int, is_best: bool) -> list[str]:
     cells = []
-    for _, _, key, fmt in columns:
+    for _, width, key, fmt in columns:
         if key == "epoch":
             cells.append(f"{int(row['epoch'])}/{epochs}")
         elif not key:
             cells.append("*" if is_best else "")
         else:
-            cells.append(fmt.format(row[key]) if key in row else "–")
+            cells.append(fitted(row[key], fmt, width) if key in row else "–")
     return cells
 
 
 def _cell(report: Mapping[str, Any], key: str, fmt: str) -> str:
     value = report.get(key)
     return "–" if value is None or value != value else fmt.format(value)  # absent, or NaN (a class with no samples)
-
-
-def shown(path: Path) -> str:
-    """``path`` relative to the working directory when it lies below it (shorter to read and copy)."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
 
 
 def logdir_hint(run_dir: Path) -> str:
@@ -231,7 +244,7 @@ class ConsoleReporter(Hook):
             f"best epoch {metrics['best_epoch']} of {metrics['epochs']}{stopped} · "
             f"{metrics['wall_s']:.1f} s wall · {metrics['samples_per_s']:,.0f} samples/s on {metrics['device']}",
             f"run dir     {shown(run_dir)}",
-            f"tensorboard annkit board logdir={logdir_hint(run_dir)}",
+            f"tensorboard {command('board', override('logdir', logdir_hint(run_dir)))}",
         ]
         parts += [Text(""), *(Text(s) for s in lines)]
         self.console.print(Panel(Group(*parts), title="[bold]result", title_align="left", expand=False))

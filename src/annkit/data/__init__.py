@@ -9,16 +9,20 @@ needs to prepare new inputs the same way. :func:`load_data` dispatches on ``data
 from __future__ import annotations
 
 from collections.abc import Callable
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from annkit.data.batcher import Batcher, Preprocess, augment, normalize
-from annkit.errors import unknown_name
+from annkit.commands import shown
+from annkit.errors import AnnkitError, unknown_name
 
-__all__ = ["Batcher", "Data", "Plane", "Preprocess", "Split", "augment", "load_data", "normalize", "split_indices", "split_train_val"]
+__all__ = ["Batcher", "Data", "Plane", "Preprocess", "Split", "augment", "check_same_file", "file_record", "load_data", "normalize",
+           "split_indices", "split_train_val"]
 
 
 @dataclass
@@ -56,6 +60,7 @@ class Data:
     preprocessing: dict[str, Any]  # JSON-able: how raw inputs become model inputs (for checkpoints)
     notes: list[str] = field(default_factory=list)  # shown in the header: inferred task, thinned classes, …
     plane: Plane | None = None  # 2-D generated data (the playground): its plane, whatever the features
+    files: dict[str, dict[str, str]] = field(default_factory=dict)  # config key → {path, sha256} of each file read (CSV)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -64,6 +69,30 @@ class Data:
     @property
     def num_classes(self) -> int:
         return len(self.names)
+
+
+def file_record(path: str | Path) -> dict[str, str]:
+    """``{"path": absolute path, "sha256": hex digest}`` of a data file, for a run's records: a moved
+    file is recognised by its content (:func:`check_same_file`)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"path": str(Path(path).absolute()), "sha256": digest.hexdigest()}
+
+
+def check_same_file(key: str, path: str, recorded: dict[str, str], what: str) -> None:
+    """``path`` (given for ``key``) must hold the bytes the run read from ``recorded["path"]``."""
+    if not Path(path).is_file():
+        raise AnnkitError(f"{key}={shown(path)}: there is no such file. Give the file the run read ({recorded['path']}, sha256 "
+                          f"{recorded['sha256'][:16]}…) where it is now.")
+    now = file_record(path)["sha256"]
+    if now != recorded["sha256"]:
+        raise AnnkitError(
+            f"{key}={shown(path)} is not the file the run read: its sha256 is {now}, and the run's file ({recorded['path']}) "
+            f"had {recorded['sha256']}. {what} must read the same data, so only a moved or copied file (the same bytes) "
+            f"may be given here. Point {key} at that file, or, to use other data, start a new run."
+        )
 
 
 def split_train_val(n: int, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

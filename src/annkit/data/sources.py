@@ -8,6 +8,9 @@ The search order (each folder must hold all four files, raw or .gz):
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +36,7 @@ class IdxDataset:
     classes: tuple[str, ...]
     md5: dict[str, str]  # base name → md5 of the decompressed file of the official release
     how_to_get: str  # one sentence for the "not found" error
+    shape: tuple[int, int] = (28, 28)  # every image's height × width in the official release
 
 
 DATASETS: dict[str, IdxDataset] = {
@@ -107,17 +111,36 @@ def candidate_folders(spec: IdxDataset, root: str | None, search: list[str]) -> 
 
 
 def download(spec: IdxDataset, root: Path) -> Path:
-    """Fetch the files with torchvision (which checks the .gz md5 sums); return the raw folder."""
+    """Fetch the files with torchvision (which checks the .gz md5 sums) into ``root/<Name>/raw`` and
+    return that folder. torchvision downloads into a temporary folder beside the target (in ``root``,
+    or in the working directory while ``root`` does not exist yet); only a complete download is moved
+    into place, so a failed one leaves no folder behind."""
     import torchvision.datasets
 
-    getattr(torchvision.datasets, spec.torchvision)(root=str(root), train=True, download=True)
-    getattr(torchvision.datasets, spec.torchvision)(root=str(root), train=False, download=True)
-    return root / spec.torchvision / "raw"
+    parent = root if root.is_dir() else Path.cwd()
+    scratch = Path(tempfile.mkdtemp(prefix=".annkit-download-", dir=parent))
+    try:
+        for train in (True, False):
+            getattr(torchvision.datasets, spec.torchvision)(root=str(scratch), train=train, download=True)
+        raw = root / spec.torchvision / "raw"
+        raw.mkdir(parents=True, exist_ok=True)
+        for file in (scratch / spec.torchvision / "raw").iterdir():
+            os.replace(file, raw / file.name)
+        return raw
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def locate(name: str, root: str | None, search: list[str], allow_download: bool) -> dict[str, Path]:
     """The four files of dataset ``name``: from the first folder that has them all, else downloaded."""
     spec = dataset_spec(name)
+    if root is not None and not Path(root).is_dir():
+        raise AnnkitError(
+            f"dataset.root={root} is not a folder on this machine ({Path(root).absolute()}"
+            f"{' is a file' if Path(root).exists() else ' does not exist'}). Point dataset.root at the folder that holds "
+            f"the four {name} IDX files (or the one a download should go to: create it first), or leave dataset.root "
+            f"out to look in dataset.search ({', '.join(search) or 'empty'})."
+        )
     folders = candidate_folders(spec, root, search)
     for folder in folders:
         found = find_files(folder)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from annkit.data import Data, Plane, Split, split_indices
+from annkit.data import Data, Plane, Split, file_record, split_indices
 from annkit.data.csv_table import csv_columns, read_csv_table
 from annkit.data.playground import CLASSES as PLAYGROUND_CLASSES
 from annkit.data.playground import generate, make_features
@@ -190,6 +190,13 @@ def load_csv(
         weight_column = sample_weight
     table = read_csv_table(main_file, target=target, features=features, weight_column=weight_column, task=task, delimiter=delimiter)
     n = len(table.y)
+    if table.task == "classification" and len(table.classes) < 2:
+        raise AnnkitError(
+            f"dataset.target={table.target_names[0]} of {main_file} holds a single class ({table.classes[0]!r}, in all "
+            f"{n:,} rows), so there is nothing to tell apart: a classifier needs at least 2 classes. Check that "
+            f"dataset.target names the column you mean (the columns: {', '.join(csv_columns(main_file, delimiter))}); "
+            f"to predict the column's numbers instead, set dataset.task=regression loss=mse."
+        )
     weights = table.w
     if sample_weight is not None and weight_column is None:
         weights = read_weight_file(sample_weight, n, str(main_file))
@@ -222,8 +229,12 @@ def load_csv(
     notes = [f"task {table.task} ({table.task_reason})", f"features: {', '.join(table.feature_names)}"]
     if weight_column:
         notes.append(f"sample weights from column {weight_column}")
-    return build(
+    data = build(
         table.x, shaped, held_out["val"], held_out["test"], task=table.task, names=names, features=table.feature_names,
         standardize_inputs=standardize, source=", ".join(str(f) for f in (main_file, val, test) if f), notes=notes,
         device=device,
     )
+    read_files = {"path": path, "train": train, "val": val, "test": test,
+                  "sample_weight": None if weight_column else sample_weight}
+    data.files = {f"dataset.{key}": file_record(file) for key, file in read_files.items() if file is not None}
+    return data

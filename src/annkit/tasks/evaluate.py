@@ -4,7 +4,7 @@
 data is the checkpoint's own dataset config with the run's seed, so ``split=test`` (or ``val``,
 ``train``) is exactly the split the run held out, and the numbers reproduce the run's
 metrics.json. ``dataset=<name>`` scores it on another dataset with the same task and class names;
-``+dataset.<key>=value`` changes keys of the checkpoint's own dataset config (e.g. where its
+``dataset.<key>=value`` changes keys of the checkpoint's own dataset config (e.g. where its
 files are now). The inputs are always prepared with the checkpoint's statistics.
 
 Writes ``<run dir>/metrics.json``: split, checkpoint, its epoch, the report under the split's name
@@ -29,15 +29,16 @@ from rich.table import Table
 from rich.text import Text
 
 from annkit import __version__
-from annkit.checkpoint import architecture, atomic_write_bytes, load_model
-from annkit.config import DEVICE, TRAIN_SCHEMA, choice, integer, validate
-from annkit.data import Batcher, Data, Split, load_data
+from annkit.checkpoint import Checkpoint, architecture, atomic_write_bytes, load_model
+from annkit.config import BOOL, DEVICE, TRAIN_SCHEMA, choice, integer, validate
+from annkit.data import Batcher, Data, Split, check_same_file, load_data
 from annkit.data.sources import DATASETS as IDX_DATASETS
 from annkit.errors import AnnkitError, user_errors
 from annkit.inference import (
     CHECKPOINT_WHAT, check_same_task, head_from_meta, image_preparer, required_path, standardized,
 )
 from annkit.loop import evaluate
+from annkit.overrides import key_of
 from annkit.runtime import autocast_dtype, resolve_device
 from annkit.tasks.train import finite_or_null
 from annkit.tracking import facts_grid, SUMMARY_COLUMNS, per_class, shown
@@ -58,8 +59,10 @@ EVAL_SCHEMA: dict[str, Any] = {
     "split": choice(*SPLITS),
     "device": DEVICE,
     "batch_size": integer(1),
+    "overwrite": BOOL,
     "dataset": check_dataset,
 }
+OVERWRITE_KEY = "overwrite"  # for the cli: a run dir that holds a run is moved aside only with overwrite=true
 
 
 def merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -70,21 +73,36 @@ def merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def dataset_spec(given: dict[str, Any] | None, stored: dict[str, Any], ckpt_path: Path) -> tuple[dict[str, Any], str]:
-    """(the validated dataset config to load, where it came from, for the header)."""
+def dataset_spec(given: dict[str, Any] | None, ckpt: Checkpoint) -> tuple[dict[str, Any], str]:
+    """(the validated dataset config to load, where it came from, for the header). The checkpoint's own
+    config is data: it never turns a download on (``download`` is false unless given here), and a
+    stored ``root`` that does not exist on this machine is left out; a CSV file given in its place
+    must hold the bytes the run read (its sha256)."""
     if given is not None and "name" in given:
         return given, "dataset=" + given["name"]
+    stored = dict(ckpt.meta["config"]["dataset"])
+    notes = []
+    if "download" in stored:
+        stored["download"] = False
+    if stored.get("root") is not None and not Path(stored["root"]).is_dir():
+        notes.append(f"its dataset.root {stored['root']} is not on this machine")
+        stored["root"] = None
     spec = stored if given is None else merged(stored, given)
     origin = "the checkpoint's dataset config" + ("" if given is None else " with " + ", ".join(f"dataset.{k}" for k in given))
+    origin += "".join(f" ({note})" for note in notes)
     try:
         TRAIN_SCHEMA["dataset"](spec)
     except AnnkitError as err:
         if given is not None:
             raise
         raise AnnkitError(
-            f"The dataset config stored in {ckpt_path} does not fit this annkit ({err}) Name the dataset yourself with "
-            f"dataset=<name> (and its keys, dataset.<key>=…), or change a stored key with +dataset.<key>=value."
+            f"The dataset config stored in {ckpt.path} does not fit this annkit ({err}) Name the dataset yourself with "
+            f"dataset=<name> (and its keys, dataset.<key>=…), or change a stored key with dataset.<key>=value."
         ) from None
+    files = ckpt.meta["data"].get("files", {})
+    for key, value in (given or {}).items():
+        if f"dataset.{key}" in files and isinstance(value, str):
+            check_same_file(f"dataset.{key}", value, files[f"dataset.{key}"], "Scoring the run's own split")
     return spec, origin
 
 
@@ -120,7 +138,7 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path, console: Console | None 
     device = resolve_device(resolved["device"], key="device")
     model, ckpt = load_model(resolved["checkpoint"], device)
     meta, md = ckpt.meta, ckpt.meta["data"]
-    spec, origin = dataset_spec(resolved["dataset"], meta["config"]["dataset"], ckpt.path)
+    spec, origin = dataset_spec(resolved["dataset"], ckpt)
     if spec["name"] in IDX_DATASETS and not spec.get("classes"):  # classes known without reading (or downloading) a file
         check_same_task(ckpt.path, md, spec["name"], "classification", IDX_DATASETS[spec["name"]].classes)
     raw = {**spec, "standardize": False} if "standardize" in spec else spec  # tables: the checkpoint standardises
@@ -184,6 +202,13 @@ def show(console: Console, metrics: dict[str, Any], report: dict[str, Any], arch
     parts += [Text(""), Text(f"{metrics['wall_s']:.1f} s · metrics.json in {shown(run_dir)}")]
     console.print(Panel(Group(*parts), title="[bold]annkit eval", title_align="left", expand=False))
     log.info("result %s", json.dumps(finite_or_null({split: report})))
+
+
+def prepare_argv(args: list[str]) -> list[str]:
+    """``dataset.<key>=value`` without ``dataset=<name>`` changes a key of the checkpoint's own dataset
+    config, which eval.yaml leaves empty (null): Hydra needs it as ``+dataset.<key>=value``."""
+    named = any(key_of(a) == "dataset" and "=" in a for a in args)
+    return [f"+{a}" if not named and a.startswith("dataset.") and "=" in a else a for a in args]
 
 
 @hydra.main(version_base=None, config_path="pkg://annkit.configs", config_name="eval")

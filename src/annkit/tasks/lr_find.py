@@ -15,7 +15,6 @@ import io
 import itertools
 import json
 import math
-import shlex
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -35,6 +34,8 @@ from rich.text import Text
 
 from annkit import __version__
 from annkit.checkpoint import atomic_write_bytes
+from annkit.commands import command as command_line
+from annkit.commands import override
 from annkit.config import validate
 from annkit.data import Batcher
 from annkit.distributed import world_from_env
@@ -355,7 +356,7 @@ def write_outputs(found: Found, run_dir: Path, tensorboard: TensorBoardLogger | 
 def train_command(overrides: list[str], lr: float) -> str:
     """The ``annkit train`` line with the same overrides and the suggested lr."""
     kept = [o for o in overrides if not o.split("=", 1)[0].lstrip("+~").startswith(("lr_find.", "optimizer.lr"))]
-    return " ".join(["annkit train", *(shlex.quote(o) for o in kept), f"optimizer.lr={lr:.3g}"])
+    return command_line("train", *kept, f"optimizer.lr={lr:.3g}")
 
 
 def report(found: Found, console: Console, run_dir: Path, command: str | None) -> None:
@@ -391,7 +392,7 @@ def report(found: Found, console: Console, run_dir: Path, command: str | None) -
     for code, text in found.diagnostics.items():
         lines.append(Text(f"{code}: {text}", style="yellow"))
     lines += [Text(""), Text(f"run dir     {shown(run_dir)} (lr_find.png, lr_find.json, lr_find.csv)"),
-              Text(f"tensorboard annkit board logdir={logdir_hint(run_dir)}")]
+              Text(f"tensorboard {command_line('board', override('logdir', logdir_hint(run_dir)))}")]
     console.print(Panel(Group(*lines), title="[bold]lr-find", title_align="left", expand=False))
     if command and found.suggestion:  # outside the panel and unwrapped, so that it copies as one line
         console.print(Text("train with it:", style="bold"))
@@ -410,7 +411,7 @@ def lr_find(cfg: DictConfig, run_dir: Path, console: Console | None = None, over
     if resolved["resume"] is not None:
         raise AnnkitError(
             f"resume={resolved['resume']} goes on with a training run; annkit lr-find starts no run to resume. "
-            f"Use `annkit train resume=…`, or drop resume= from the lr-find command."
+            f"Use `{command_line('train', override('resume', resolved['resume']))}`, or drop resume= from the lr-find command."
         )
     console = console or Console()
     setup = build(resolved)

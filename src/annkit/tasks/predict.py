@@ -29,7 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from annkit.checkpoint import architecture, atomic_write_bytes, load_model
-from annkit.config import DEVICE, integer, validate
+from annkit.config import BOOL, DEVICE, integer, validate
 from annkit.data.inputs import image_files, read_images, read_table
 from annkit.errors import AnnkitError, user_errors
 from annkit.inference import (
@@ -51,7 +51,9 @@ PREDICT_SCHEMA: dict[str, Any] = {
     ),
     "device": DEVICE,
     "batch_size": integer(1),
+    "overwrite": BOOL,
 }
+OVERWRITE_KEY = "overwrite"  # for the cli: a run dir that holds a run is moved aside only with overwrite=true
 
 
 def read_inputs(path: Path, meta: dict[str, Any]) -> tuple[list[str], np.ndarray, list[str], str]:

@@ -31,9 +31,11 @@ from rich.console import Console
 from rich.table import Table
 
 from annkit import __version__
+from annkit.advice import LossTrend, divergence_advice, diverged_text, go_on_note, result_warnings
 from annkit.checkpoint import Checkpoint, Checkpointer, atomic_write_bytes, load_strict, peek
 from annkit import distributed
-from annkit.config import validate
+from annkit.commands import command, override
+from annkit.config import portable, validate
 from annkit.dashboard import Dashboard, hparam_values, model_markdown, table_plane
 from annkit.distributed import World, world_from_env
 from annkit.data import Batcher, Data, load_data
@@ -42,10 +44,13 @@ from annkit.finetune import InitReport, init_from, param_groups, report_markdown
 from annkit.head import Head, check_task_and_loss
 from annkit.loop import EarlyStopping, FitState, Penalty, evaluate, fit, train_step
 from annkit.losses import balanced_class_weights, penalized_weights, sample_weights, weight_penalty
+from annkit.memory import check_fits, optimizer_slots, planned_inputs, widths_of
 from annkit.metrics import TASK_METRICS, scalars
 from annkit.models import ACTIVATIONS, MLP, ZERO_GRADIENT, activation_name, count_params, summarize
-from annkit.resume import open_resume, override_key, resumed_config
+from annkit.overrides import key_of, rewritten
+from annkit.resume import open_resume, resumed_config
 from annkit.resume import prepare_argv as resume_argv
+from annkit.rundir import protect
 from annkit.runtime import (
     StopSignals, autocast_dtype, generator, parallel_jobs, resolve_device, rng_state, seed_everything, set_rng_state, set_threads,
 )
@@ -245,6 +250,9 @@ def build(resolved: dict[str, Any], *, load_init: bool = True, jobs: int = 1, wo
     device = resolve_device(t["device"])
     if world is not None:
         device = distributed.init(world, device)
+    in_features, outputs = planned_inputs(d)  # known from the config (a table's header), before any data is read
+    check_fits(widths_of(in_features, m["hidden"], outputs), device, norm=m["norm"] != "none", batch=t["batch_size"],
+               eval_batch=t["eval_batch_size"], slots=optimizer_slots(resolved["optimizer"]), what="Training this model")
     seed_everything(t["seed"], t["deterministic"])
     amp = autocast_dtype(t["precision"], device)
     rng = generator(device, t["seed"] + 1)  # shuffling and augmentation; dropout and init use torch's global stream
@@ -328,15 +336,26 @@ def restore(setup: Setup, scheduler: Any, ckpt: Checkpoint) -> tuple[FitState, s
     from the same state with fresh ones, and the returned note says so."""
     state = ckpt.state
     load_strict(setup.model, ckpt, "this run's model")
-    setup.optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None:
-        scheduler.load_state_dict(state["scheduler"])
-    progress = FitState.from_tree(state["fit"])
-    progress.perm = None if progress.perm is None else progress.perm.to(setup.device)
-    progress.best_state = {k: v.to(setup.device) for k, v in progress.best_state.items()}
+    try:  # the state is data from a file: anything torch or FitState refuses is a damaged or foreign checkpoint
+        setup.optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        progress = FitState.from_tree(state["fit"])
+        progress.perm = None if progress.perm is None else progress.perm.to(setup.device)
+        progress.best_state = {k: v.to(setup.device) for k, v in progress.best_state.items()}
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as err:
+        raise AnnkitError(
+            f"{shown(ckpt.path)} holds a training state this run cannot go on from ({type(err).__name__}: {err}): it was "
+            f"damaged or not written by annkit. Nothing was trained or changed. Resume from an unedited checkpoint, or "
+            f"start a new run from its weights: `{command('train', override('model.init_from', shown(ckpt.path)))}`."
+        ) from None
     was = torch.device(ckpt.meta.get("device", str(setup.device)))
     if was.type == setup.device.type:
-        set_rng_state(state["rng"], [setup.rng])
+        try:
+            set_rng_state(state["rng"], [setup.rng])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
+            raise AnnkitError(f"{shown(ckpt.path)} holds random-number states this run cannot take ({err}): it was damaged "
+                              f"or not written by annkit. Resume from an unedited checkpoint.") from None
         return progress, None
     return progress, (f"resumed on {setup.device} a run that was on {was}: its {was.type} random streams (shuffling, "
                       f"augmentation, dropout) cannot carry over, so the run goes on from the same state with fresh ones "
@@ -358,6 +377,7 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None, overri
     (a joblib sweep), which sets torch's threads under ``trainer.threads=auto``."""
     started = time.perf_counter()
     resolved = validate(cfg)  # every key checked before any data is read
+    overrides = rewritten([o for o in overrides or [] if key_of(o) != "resume"], portable(resolved))  # paths absolute
     world = world_from_env()
     if world is not None:
         check_distributed(resolved, world)
@@ -366,17 +386,18 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None, overri
     if resolved["resume"] is not None:
         ckpt = open_resume(resolved["resume"], run_dir)
         resolved = resumed_config(resolved, ckpt)
+    elif world is None or world.main:  # the cli checked before Hydra made the folder; this guards the API too
+        protect(run_dir, task="train", sweep=False, overwrite=resolved["trainer"]["overwrite"], overwrite_key="trainer.overwrite")
     t = resolved["trainer"]
     setup = build(resolved, load_init=ckpt is None, jobs=jobs, world=world)
     best_metric = task_metric(t["best_metric"], setup.data.task, "trainer.best_metric")
     stop_metric = task_metric(t["early_stopping"]["metric"], setup.data.task, "trainer.early_stopping.metric")
     tensorboard = None
     if world is None or world.main:  # only rank 0 logs
-        tensorboard = TensorBoardLogger(run_dir / "tb", OmegaConf.to_yaml(cfg, resolve=True),
+        tensorboard = TensorBoardLogger(run_dir / "tb", OmegaConf.to_yaml(OmegaConf.create(resolved)),
                                         purge_step=None if ckpt is None else ckpt.meta["step"] + 1)
     try:
-        metrics = _train(setup, ckpt, run_dir, console, tensorboard, started, best_metric, stop_metric,
-                         [o for o in overrides or [] if override_key(o) != "resume"], world)
+        metrics = _train(setup, ckpt, run_dir, console, tensorboard, started, best_metric, stop_metric, overrides, world)
     finally:
         if tensorboard is not None:
             tensorboard.close()
@@ -468,6 +489,7 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
         "data": {
             "name": resolved["dataset"]["name"], "task": data.task, "classes": list(data.names),
             "input_shape": list(data.input_shape), "preprocessing": data.preprocessing, "output_activation": head.output,
+            **({"files": data.files} if data.files else {}),
         },
         "resumed": resumed,
         "device": str(setup.device),
@@ -492,7 +514,8 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
     checkpointer = Checkpointer(run_dir / "checkpoints", model, meta, capture, progress, keep_last=t["checkpoint"]["keep_last"])
     dashboard = make_dashboard(setup, tensorboard) if tensorboard is not None else None
     # saved first, announced last: a row on screen means its checkpoint is on disk; other ranks: no hooks
-    hooks = [checkpointer, tensorboard, dashboard, reporter] if tensorboard is not None and dashboard is not None else []
+    trend = LossTrend()  # the loss by lr, for the advice after a divergence
+    hooks = [checkpointer, tensorboard, dashboard, reporter, trend] if tensorboard is not None and dashboard is not None else [trend]
     ddp: dict[str, Any] = {}
     step_module: torch.nn.Module = model
     if world is not None:  # torchrun: steps through DDP (gradients all-reduced), sums and buffers shared
@@ -514,17 +537,21 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
             save_every=t["checkpoint"]["every_n_steps"], hooks=hooks, train_module=step_module, **ddp,
         )
         if result.diverged is not None:
-            raise TrainingDiverged(diverged_message(result.diverged, progress, run_dir, len(train_batches), overrides))
+            raise TrainingDiverged(diverged_message(result.diverged, trend, run_dir, len(train_batches), t["nan_policy"], overrides))
         if result.interrupted:  # still inside StopSignals: a second signal during the save stops at once, cleanly
             last = checkpointer.save()
             raise Interrupted(
                 f"{stop.name} at epoch {progress.epoch + (1 if progress.batch else 0)} of {t['epochs']}, batch "
                 f"{progress.batch} of {len(train_batches)} (step {progress.step}). The state after that step is in "
                 f"{shown(last)}. Go on with:",
-                stop.exit_code, command=f"annkit train resume={shown(run_dir)}",
+                stop.exit_code, command=command("train", override("resume", shown(run_dir))),
             )
     model.load_state_dict(result.best_state)
     test = evaluate(model, setup.test_batches, head=head, prepare=data.prepare, autocast_dtype=setup.amp)
+    for note in result_warnings(result.history, result.best_val, task=data.task, loss=lc["name"], k=data.num_classes,
+                                lr=float(resolved["optimizer"]["lr"])):
+        warnings.append(note)
+        reporter.warn(note)
 
     best = result.history[result.best_epoch - 1]
     wall = elapsed_before + time.perf_counter() - started
@@ -559,7 +586,7 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
         "annkit": __version__,
         "python": platform.python_version(),
         "data": {"name": resolved["dataset"]["name"], "source": data.source, "train": len(data.train),
-                 "val": len(data.val), "test": len(data.test), "notes": data.notes,
+                 "val": len(data.val), "test": len(data.test), "notes": data.notes, **({"files": data.files} if data.files else {}),
                  **({"train_class_counts": dict(zip(data.names, setup.train_counts))} if setup.train_counts else {})},
         **({"lr_find": lr_found} if lr_found is not None else {}),
         **({"init_from": setup.init.summary()} if setup.init is not None else {}),
@@ -619,26 +646,15 @@ def init_table(report: InitReport, model_state: dict[str, torch.Tensor]) -> Tabl
     return table
 
 
-def diverged_message(where: dict[str, Any], progress: FitState, run_dir: Path, steps: int, overrides: list[str]) -> str:
+def diverged_message(where: dict[str, Any], trend: LossTrend, run_dir: Path, steps: int, nan_policy: str,
+                     overrides: list[str]) -> str:
     """What happened (step, epoch, lr), what is kept, and what to try."""
     last = run_dir / "checkpoints" / "last.safetensors"
     good = peek(last).meta if last.is_file() else None
     kept = (f"{shown(last)} holds the last good state (epoch {good['epoch']}, step {good['step']})"
             if good is not None else "no checkpoint had been written yet")
-    lr = where["lr"]
-    if where.get("all_skipped"):
-        what = (f"Every batch of epoch {where['epoch']} gave a NaN or infinite loss and was skipped "
-                f"(trainer.nan_policy=skip_batch), so the run stopped at step {where['step']} (lr {lr:.3g})")
-    else:
-        what = (f"The training loss became {where['loss']} at step {where['step']} (epoch {where['epoch']}, batch "
-                f"{where['batch']} of {steps}) with lr {lr:.3g}, so the run stopped there (trainer.nan_policy=stop)")
-    finder = " ".join(["annkit lr-find", *[o for o in overrides if not o.startswith("optimizer.lr=")]])
-    return (
-        f"{what}; nothing after the loss diverged was saved: {kept}, and no metrics.json was written. Try a lower "
-        f"learning rate (e.g. optimizer.lr={lr / 10:.2g}; `{finder}` measures a good one), gradient clipping "
-        f"(trainer.grad_clip=1.0), batch norm (model.norm=batch), or trainer.nan_policy=skip_batch to skip the "
-        f"batches whose loss is not finite and go on."
-    )
+    return (f"{diverged_text(where, steps, kept)} "
+            f"{divergence_advice(where, trend.points, nan_policy=nan_policy, overrides=overrides)}")
 
 
 def prepare_argv(args: list[str]) -> list[str]:
@@ -658,9 +674,10 @@ def main(cfg: DictConfig) -> float:
     """One run; returns its :func:`objective`, which Hydra's sweepers (Optuna) read. In a sweep, a
     run whose loss diverged returns NaN (Optuna records a failed trial) and the sweep goes on."""
     hc = HydraConfig.get()
-    with user_errors():
+    run_dir = Path(hc.runtime.output_dir)
+    with user_errors(interrupted=lambda: go_on_note(run_dir, shown(run_dir))):
         try:
-            metrics = train(cfg, Path(hc.runtime.output_dir), overrides=list(hc.overrides.task),
+            metrics = train(cfg, run_dir, overrides=list(hc.overrides.task),
                             jobs=parallel_jobs(hc.launcher))
         except TrainingDiverged as err:
             if hc.mode != RunMode.MULTIRUN:
