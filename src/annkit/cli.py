@@ -86,8 +86,7 @@ def print_help() -> None:
 
 def check_output_dir(line: CommandLine) -> None:
     """Refuse, before Hydra makes the run dir, an output folder that cannot be created or written."""
-    runs = [d for d in (fixed_dir(line, "hydra.sweep.dir" if line.multirun else "hydra.run.dir"),) if d is not None]
-    target = (runs[0] if runs else Path("outputs")).absolute()
+    target = (fixed_dir(line, "hydra.sweep.dir" if line.multirun else "hydra.run.dir") or Path("outputs")).absolute()
     probe = target
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent

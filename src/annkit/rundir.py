@@ -59,7 +59,7 @@ def protect(folder: Path, *, task: str, sweep: bool, overwrite: bool, overwrite_
     shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
     key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
     go_on = (f"To go on with that run: `{command('train', override('resume', str(folder)))}`. "
-             if task == "train" and not sweep and "checkpoints/" in found else "")
+             if task == "train" and not sweep and "checkpoints/" in found and "metrics.json" not in found else "")
     raise AnnkitError(
         f"{folder} already holds {'a sweep' if sweep else 'a run'} ({shown}), and annkit never writes a run over "
         f"another. Nothing was run and nothing was changed. {go_on}To start a new one, pick another folder "
