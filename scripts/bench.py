@@ -119,6 +119,42 @@ def bench_ddp(root: str, epochs: int, device: str) -> list[dict[str, float]]:
     return rows
 
 
+def bench_concurrent(root: str, epochs: int, device: str) -> list[dict[str, object]]:
+    """``annkit train`` (the default recipe on 20,000 training images, no pictures) alone, then two started
+    together, with the threads fixed at every core (what trainer.threads=auto did before it looked at the
+    load) and with trainer.threads=auto: samples/s of each, and the share of the solo speed each keeps."""
+    import os
+    import subprocess
+    import sys
+
+    from annkit.cpu import cores
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        def command(run: str, threads: str) -> list[str]:
+            return [sys.executable, "-m", "annkit", "train", f"trainer.epochs={epochs}", "dataset.limit_train=20000",
+                    f"dataset.root={root}", f"trainer.device={device}", f"trainer.threads={threads}", "logger.confusion=false",
+                    "logger.images_every=0", f"hydra.run.dir={Path(tmp) / run}"]
+
+        def speed(run: str) -> tuple[float, int]:
+            m = json.loads((Path(tmp) / run / "metrics.json").read_text())
+            return m["samples_per_s"], m["threads"]
+
+        for label, threads in ((f"{cores()} (every core: the old auto)", str(cores())), ("auto", "auto")):
+            key = threads.replace(" ", "")
+            subprocess.run(command(f"solo{key}", threads), check=True, capture_output=True, env=env)
+            pair = [subprocess.Popen(command(f"{name}{key}", threads), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+                    for name in ("a", "b")]
+            if any(proc.wait() for proc in pair):
+                raise RuntimeError("a concurrent run failed")
+            solo, _ = speed(f"solo{key}")
+            both = [speed(f"{name}{key}") for name in ("a", "b")]
+            rows.append({"threads": label, "solo": solo, "pair": [v for v, _ in both], "pair_threads": [n for _, n in both],
+                         "kept": [v / solo for v, _ in both]})
+    return rows
+
+
 def plain_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
     """The textbook step both baselines take."""
     loss = F.cross_entropy(model(x), y)
@@ -204,6 +240,8 @@ def main() -> None:
                         help="also run the default recipe for EPOCHS epochs and report its TensorBoard logging cost")
     parser.add_argument("--ddp", type=int, default=0, metavar="EPOCHS",
                         help="also run the default recipe for EPOCHS epochs in 1 process and in 2 (torchrun, DDP)")
+    parser.add_argument("--concurrent", type=int, default=0, metavar="EPOCHS",
+                        help="also run annkit train alone and two at once (threads fixed, then auto): samples/s kept")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
 
@@ -274,9 +312,19 @@ def main() -> None:
             table.add_row(str(r["processes"]), f"{r['epoch_s']:.2f}", f"{r['wall_s']:.1f} s", f"{r['test_accuracy']:.2%}")
         console.print(table)
         console.print(f"test accuracy, 2 processes − 1: {(ddp[1]['test_accuracy'] - ddp[0]['test_accuracy']) * 100:+.2f} pp")
+    concurrent = None
+    if args.concurrent:
+        concurrent = bench_concurrent(root, args.concurrent, str(device))
+        table = Table(title=f"annkit train alone and two at once ({args.concurrent} epochs of 20,000 images)", header_style="bold")
+        for col in ("trainer.threads", "alone", "two at once (each)", "threads chosen", "share of solo kept"):
+            table.add_column(col, justify="right")
+        for r in concurrent:
+            table.add_row(r["threads"], f"{r['solo']:,.0f} samples/s", " · ".join(f"{v:,.0f}" for v in r["pair"]),
+                          " · ".join(map(str, r["pair_threads"])), " · ".join(f"{k:.0%}" for k in r["kept"]))
+        console.print(table)
     if args.json:
         meta = {"device": str(device), "hardware": hw, "torch": torch.__version__, "epochs": args.epochs}
-        args.json.write_text(json.dumps({"meta": meta, "results": results, "logging": logging, "ddp": ddp}, indent=2))
+        args.json.write_text(json.dumps({"meta": meta, "results": results, "logging": logging, "ddp": ddp, "concurrent": concurrent}, indent=2))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,13 @@ import pytest
 from annkit.data.idx import write_idx
 from annkit.data.sources import FILES
 
+# Every annkit process of the suite (in-process runs and subprocesses, which inherit it) uses a fixed thread count:
+# the cores ÷ pytest-xdist's workers, so that the workers' runs do not fight over the cores (issue 15's collapse),
+# and tests that compare two runs bit for bit get the same count in both. trainer.threads=auto takes
+# OMP_NUM_THREADS when it is set (tests/test_first_minute.py tests the governor itself, with it unset).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // _WORKERS)))
+
 REAL_FASHION = Path(os.environ.get("ANNKIT_FASHION_DIR", "/usr/share/datasets/fashion-mnist"))
 # A dead proxy: any download attempt fails at once instead of reaching (or waiting for) the network.
 OFFLINE_ENV = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",

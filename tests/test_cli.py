@@ -33,11 +33,15 @@ def test_unknown_subcommand(tmp_path):
 
 
 def test_train_help_shows_groups_and_keys(tmp_path):
-    proc = run_annkit("train", "--help", cwd=tmp_path)
+    proc = run_annkit("train", "--help", cwd=tmp_path, env={"COLUMNS": "80"})
     assert proc.returncode == 0
-    assert "optimizer: adam, adamw, rmsprop, sgd" in proc.stdout
-    assert "scheduler: cosine, none, onecycle, step" in proc.stdout
-    assert "batch_size:" in proc.stdout
+    assert "optimizer  (optimizer=adamw; options: adam, adamw, rmsprop, sgd)" in proc.stdout
+    assert "scheduler  (scheduler=auto; options: auto, cosine, none, onecycle, step)" in proc.stdout
+    # every key with its default and its meaning, from the schema
+    assert "  trainer.batch_size = 256\n      training samples per step" in proc.stdout
+    assert "  dataset.val_size = 5000\n      validation rows carved from the training file" in proc.stdout
+    csv = run_annkit("train", "dataset=csv", "--help", cwd=tmp_path, env={"COLUMNS": "80"}).stdout  # the overrides pick what is listed
+    assert "  dataset.val_size = 0.2\n      validation rows: a number, or a share" in csv and "dataset.verify" not in csv
 
 
 def test_cfg_job_prints_the_composed_config_from_an_empty_dir(tmp_path):

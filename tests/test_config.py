@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_module
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from annkit.config import validate
+from annkit.config import portable, validate
 from annkit.errors import AnnkitError
 
 CONFIG_ROOT = resources.files("annkit.configs")
@@ -26,7 +26,8 @@ def train_cfg(*overrides: str):
 
 
 def test_the_groups_the_issue_names_exist():
-    assert GROUPS == ["dataset", "experiment", "hparams_search", "logger", "loss", "lr_find", "model", "optimizer", "scheduler", "trainer"]
+    assert GROUPS == ["dataset", "experiment", "hparams_search", "logger", "loss", "lr_find", "model", "optimizer", "recipe",
+                      "scheduler", "trainer"]
     assert {"mlp", "logistic"} <= set(options("model"))
     assert {"fashion_mnist", "mnist", "xor", "logic", "playground", "csv"} <= set(options("dataset"))
     assert {"ce", "bce", "mse"} <= set(options("loss"))
@@ -40,11 +41,30 @@ def test_the_groups_the_issue_names_exist():
 REQUIRED = {("dataset", "csv"): ["dataset.path=table.csv", "dataset.target=label"]}
 
 
-@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS if g not in ("experiment", "hparams_search") for o in options(g)])
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS if g not in ("experiment", "hparams_search", "recipe") for o in options(g)])
 def test_every_config_file_composes_and_validates(group, option):
     cfg = train_cfg(f"{group}={option}", *REQUIRED.get((group, option), []))
     resolved = validate(cfg)
-    assert resolved[group] == OmegaConf.to_container(cfg[group], resolve=True)
+    expected = {group: OmegaConf.to_container(cfg[group], resolve=True)}
+    portable(expected)  # validate makes every path absolute
+    assert resolved[group] == expected[group]
+
+
+@pytest.mark.parametrize("name", options("recipe"))
+def test_each_recipe_comes_with_its_dataset_and_the_command_line_wins(name):
+    """recipe/<dataset>.yaml sets the epochs and batch that suit that dataset; overrides and experiments win."""
+    recipe = OmegaConf.load(str(CONFIG_ROOT / "recipe" / f"{name}.yaml"))
+    resolved = validate(train_cfg(f"dataset={name}", *REQUIRED.get(("dataset", name), [])))
+    assert resolved["trainer"]["epochs"] == recipe.trainer.epochs and resolved["trainer"]["batch_size"] == recipe.trainer.batch_size
+    mine = validate(train_cfg(f"dataset={name}", "trainer.epochs=5", *REQUIRED.get(("dataset", name), [])))
+    assert mine["trainer"]["epochs"] == 5 and mine["trainer"]["batch_size"] == recipe.trainer.batch_size
+    assert validate(train_cfg())["trainer"]["epochs"] == 30  # the default recipe (fashion_mnist) has none
+
+
+def test_experiments_keep_their_own_settings_over_the_recipe():
+    for experiment, epochs, batch in (("xor_tanh", 50, 16), ("xor_logistic", 50, 16), ("spiral_activations", 200, 10)):
+        t = validate(train_cfg(f"experiment={experiment}"))["trainer"]
+        assert (t["epochs"], t["batch_size"]) == (epochs, batch), experiment
 
 
 @pytest.mark.parametrize("name", options("experiment"))

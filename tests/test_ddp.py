@@ -103,8 +103,7 @@ def test_a_refused_setting_stops_both_ranks_with_its_message(tmp_path):
     assert "trainer.batch_size=13 is the global batch" in out
     assert "annkit/" not in out.split("trainer.batch_size=13", 1)[0]  # no annkit traceback (torchrun adds its own summary)
     assert "File " not in proc.stdout
-    runs = list((tmp_path / "outputs" / "train" / "runs").iterdir())
-    assert len(runs) == 1 and not (runs[0] / "metrics.json").exists()  # rank 0's Hydra record only; rank 1: nothing
+    assert list(tmp_path.iterdir()) == []  # refused before any work: rank 0's run dir removed; rank 1 made none
 
 
 def test_annkit_command_is_the_console_script():  # torchrun runs `-m annkit`, the same entry point

@@ -58,15 +58,20 @@ def test_no_scheduler():
     assert sched is None and interval == "step"
 
 
-def test_onecycle_too_short_to_warm_up_is_explained():
+def test_onecycle_too_short_to_warm_up_is_explained_and_auto_trains_at_a_constant_lr():
     with pytest.raises(AnnkitError, match=r"pct_start 0.25 × 4 steps = 1, and it needs at least 2"):
-        scheduler_for(epochs=1, steps=4)
+        scheduler_for("scheduler=onecycle", epochs=1, steps=4)
+    _, sched, _, _ = scheduler_for(epochs=1, steps=4)  # the default, scheduler=auto: too short, so no schedule
+    assert sched is None
+    _, sched, _, resolved = scheduler_for(epochs=1, steps=8)  # 0.25 × 8 = 2 steps of warm-up: the one-cycle
+    assert isinstance(sched, torch.optim.lr_scheduler.OneCycleLR) and resolved["scheduler"]["if_too_short"] == "constant"
 
 
 def test_quick_run_too_short_for_onecycle_says_what_to_do(tmp_path, fashion_dir):
-    proc = run_annkit("train", "trainer.epochs=1", "dataset.limit_train=1000", f"dataset.root={fashion_dir}", cwd=tmp_path)
+    proc = run_annkit("train", "scheduler=onecycle", "trainer.epochs=1", "dataset.limit_train=1000", f"dataset.root={fashion_dir}", cwd=tmp_path)
     out = " ".join((proc.stdout + proc.stderr).split())
     assert proc.returncode == 2 and "Traceback" not in out
-    assert "scheduler=onecycle cannot warm up over this run" in out and "scheduler=none" in out
-    ok = run_annkit("train", "trainer.epochs=1", "dataset.limit_train=1000", "scheduler=none", f"dataset.root={fashion_dir}", cwd=tmp_path)
+    assert "scheduler=onecycle cannot warm up over this run" in out and "scheduler=auto" in out and "scheduler=none" in out
+    ok = run_annkit("train", "trainer.epochs=1", "dataset.limit_train=1000", f"dataset.root={fashion_dir}", cwd=tmp_path)
     assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "constant lr (scheduler=auto: 4 steps are too few to warm up a one-cycle schedule" in " ".join(ok.stdout.split())

@@ -141,7 +141,7 @@ def test_a_checkpoints_dataset_root_and_download_create_nothing_and_fetch_nothin
     flat = assert_user_error(proc, "Could not find the fashion_mnist IDX files", "Downloading is off")
     assert "is not on this machine" not in flat or str(target) in flat
     assert not (tmp_path / "elsewhere").exists() and not (cwd / "data").exists()
-    assert sorted(p.name for p in cwd.iterdir()) == ["outputs"]  # eval's own run dir, nothing else
+    assert list(cwd.iterdir()) == []  # refused before any work: not even eval's run dir is left
 
 
 # ── 2. never overwrite a run ────────────────────────────────────────────────────────────────────
@@ -279,7 +279,7 @@ def test_an_explicit_root_that_does_not_exist_is_an_error_and_a_failed_download_
     proc = run_annkit("train", "dataset=mnist", "dataset.search=[]", cwd=tmp_path)  # offline: the download fails
     assert_user_error(proc, "Could not find the mnist IDX files, and downloading them failed")
     left = sorted(p.name for p in tmp_path.iterdir())
-    assert left == ["outputs"], left  # no ./data/MNIST/raw, no scratch folder
+    assert left == [], left  # no ./data/MNIST/raw, no scratch folder, no run dir of a refused run
 
 
 # ── 7. printed commands survive copy-paste ─────────────────────────────────────────────────────

@@ -22,40 +22,47 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import textwrap
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from annkit import __version__
 from annkit.errors import EXIT_USAGE, AnnkitError, did_you_mean, print_error, user_errors
+from annkit.help import print_task_help
 from annkit.overrides import CommandLine, check_config_dir, check_groups, fixed_dir, read
-from annkit.rundir import protect
+from annkit.rundir import discard_if_unused, protect
 
-# name → (module with a Hydra `main`, one-line description)
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("annkit.tasks.train", "Train a network described by config (model, dataset, loss, optimizer, scheduler, trainer)."),
-    "lr-find": ("annkit.tasks.lr_find", "The LR range test: sweep the learning rate, plot loss vs lr, suggest one (and a band)."),
-    "eval": ("annkit.tasks.evaluate", "Score a checkpoint on a split: metrics, per-class table, confusion matrix, metrics.json."),
-    "predict": ("annkit.tasks.predict", "Predict with a checkpoint on a CSV, an image or a folder of images: predictions.csv."),
-    "board": ("annkit.tasks.board", "TensorBoard on the runs (curves, hparams table), on this machine only: http://127.0.0.1:6006/."),
+# name → (its module, with run(cfg) and optionally prepare_argv / WRITES_RUN_DIR / OVERWRITE_KEY; its primary
+# config in configs/; a one-line description). The module (torch and all) is imported only when the task runs.
+SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "train": ("annkit.tasks.train", "train", "Train a network described by config (model, dataset, loss, optimizer, scheduler, trainer)."),
+    "lr-find": ("annkit.tasks.lr_find", "lr_find", "The LR range test: sweep the learning rate, plot loss vs lr, suggest one (and a band)."),
+    "eval": ("annkit.tasks.evaluate", "eval", "Score a checkpoint on a split: metrics, per-class table, confusion matrix, metrics.json."),
+    "predict": ("annkit.tasks.predict", "predict", "Predict with a checkpoint on a CSV, an image or a folder of images: predictions.csv."),
+    "board": ("annkit.tasks.board", "board", "TensorBoard on the runs (curves, hparams table), on this machine only: http://127.0.0.1:6006/."),
 }
+HELP_FLAGS = ("--help", "-h")
+HYDRA_ONLY_FLAGS = ("--hydra-help", "--cfg", "-c", "--info", "-i")  # Hydra answers these; no task runs
 COMPLETION_FLAGS = ("-sc", "--shell-completion")
 
 
 EXAMPLES = [
-    ("annkit train", "the default Fashion-MNIST recipe"),
+    ("annkit train", "the default recipe: Fashion-MNIST, an MLP 784-1024-1024-10, 30 epochs"),
+    ("annkit train dataset=xor", "XOR's truth table (also dataset=logic, dataset=playground, dataset=iris)"),
     ("annkit train model=logistic trainer.epochs=5", "softmax regression"),
-    ("annkit train -m model.activation=relu,tanh", "a sweep: one run per value"),
+    ("annkit train -m model.activation=relu,tanh", "a sweep: one run per value, ranked at the end"),
     ("annkit train -m hparams_search=optuna", "an Optuna search: lr, width, depth, dropout, activation"),
     ("annkit lr-find optimizer=sgd", "find a learning rate (plot, suggestion, band)"),
     ("annkit train optimizer.lr=auto", "run the LR finder first, then train at its suggestion"),
     ("annkit train resume=outputs/train/runs/<time>", "go on with a stopped run (Ctrl-C saves it), exactly where it stopped"),
     ("annkit train model.init_from=<checkpoint> model.freeze=[0]", "fine-tune: start from a run's weights, first layer fixed"),
     ("annkit train experiment=xor_tanh", "an experiment from the slides (configs/experiment/)"),
-    ("annkit train dataset=csv dataset.path=t.csv dataset.target=y", "your own table"),
+    ("annkit train dataset=csv dataset.path=example:iris.csv dataset.target=species", "a table (here Fisher's iris, shipped with annkit)"),
     ("annkit eval checkpoint=<run dir>/checkpoints/best.safetensors", "score a checkpoint on its test split"),
     ("annkit predict checkpoint=<file> input=photos/", "predict images (or a CSV) → predictions.csv"),
     ("annkit board", "TensorBoard on every run under outputs/, at http://127.0.0.1:6006/ (port=0: any free port)"),
-    ("annkit train --help", "that subcommand's config groups and keys"),
+    ("annkit train --help", "that subcommand's config groups and every key, with its default and meaning"),
     ("annkit train --cfg job", "print the composed config and exit"),
     ('eval "$(annkit -sc install=bash)"', "tab completion of subcommands, groups and keys in bash"),
 ]
@@ -63,25 +70,35 @@ EXAMPLES = [
 
 def print_help() -> None:
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
-
-    def grid(rows: list[tuple[str, str]]) -> Table:
-        table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2))
-        table.add_column(style="bold cyan", no_wrap=True)
-        table.add_column()
-        for left, right in rows:
-            table.add_row(escape(left), escape(right))
-        return table
+    from rich.text import Text
 
     console = Console()
-    console.print(f"[bold]annkit[/] {__version__} — train and understand neural networks from config files.\n")
-    console.print(escape("Usage: annkit <subcommand> [key=value ...] [group=option ...] [-m] [--cfg job] [--help]"))
+    width = console.width
+
+    def rows(items: list[tuple[str, str]], gap: int) -> None:
+        """Each (left, right) on one line when both fit, else the left on its line and the right indented below."""
+        left_width = max(len(left) for left, _ in items)
+        for left, right in items:
+            if left_width + gap + len(right) <= width:
+                console.print(Text(left.ljust(left_width + gap), style="bold cyan") + Text(right), soft_wrap=True)
+            else:
+                console.print(Text(left, style="bold cyan"), soft_wrap=True)  # a command: whole, on its own line
+                console.print(Text(textwrap.fill(right, width, initial_indent="    ", subsequent_indent="    ")))
+
+    console.print(Text.from_markup(f"[bold]annkit[/] {__version__} — train and understand neural networks from config files.\n"))
+    console.print(Text(textwrap.fill("Usage: annkit <subcommand> [key=value ...] [group=option ...] [-m] [--cfg job] [--help]", width)))
     console.print("\nSubcommands:")
-    console.print(grid([(name, text) for name, (_, text) in SUBCOMMANDS.items()]))
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold cyan", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for name, (_, _, text) in SUBCOMMANDS.items():
+        grid.add_row(name, text)
+    console.print(grid)
     console.print("\nExamples:")
-    console.print(grid(EXAMPLES))
-    console.print("\nRuns are written to outputs/<subcommand>/runs/<time>/; view them with `annkit board` (TensorBoard on outputs/).")
+    rows(EXAMPLES, 2)
+    console.print(Text("\n" + textwrap.fill("Runs are written to outputs/<subcommand>/runs/<time>/; view them with "
+                                            "`annkit board` (TensorBoard on outputs/).", width)))
 
 
 def check_output_dir(line: CommandLine) -> None:
@@ -128,13 +145,55 @@ def preflight(name: str, module: Any, args: list[str]) -> list[str]:
     return args
 
 
+def hydra_app(name: str) -> Callable[[], Any]:
+    """Subcommand ``name`` as a Hydra application (``-m``, ``--cfg``, ``--config-dir``, completion …) whose
+    task function imports the task's module only when Hydra calls it."""
+    import hydra
+
+    module, config, _ = SUBCOMMANDS[name]
+
+    def task(cfg: Any) -> Any:
+        try:
+            return importlib.import_module(module).run(cfg)
+        except SystemExit as stop:
+            writes = getattr(sys.modules.get(module), "WRITES_RUN_DIR", True)
+            if stop.code == EXIT_USAGE and writes:  # refused before any work: the run dir Hydra made holds nothing
+                from hydra.core.hydra_config import HydraConfig
+
+                hc = HydraConfig.get()
+                discard_if_unused(Path(hc.runtime.output_dir), f"{hc.job.name}.log")
+            raise
+
+    return hydra.main(version_base=None, config_path="pkg://annkit.configs", config_name=config)(task)
+
+
 def run_subcommand(name: str, args: list[str]) -> None:
-    module = importlib.import_module(SUBCOMMANDS[name][0])
-    if not any(a in ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info") or a in COMPLETION_FLAGS for a in args):
+    if any(a in HELP_FLAGS for a in args):
+        with user_errors():
+            print_task_help(name, SUBCOMMANDS[name][1], [a for a in args if a not in HELP_FLAGS])
+        return
+    if any(a in ("-V", "--version") for a in args):
+        print_versions()
+        return
+    if not any(a in HYDRA_ONLY_FLAGS or a in COMPLETION_FLAGS for a in args):
+        module = importlib.import_module(SUBCOMMANDS[name][0])
         with user_errors():
             args = preflight(name, module, args)
     sys.argv = [sys.argv[0], *args]
-    module.main()
+    hydra_app(name)()
+
+
+def print_versions() -> None:
+    """annkit's version, and those of the libraries it runs on (read from their metadata: nothing is imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "not installed"
+
+    print(f"annkit {__version__} (torch {of('torch')}, hydra-core {of('hydra-core')}, Python {sys.version.split()[0]})")
 
 
 def complete(args: list[str]) -> None:
@@ -165,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
         print_help()
         return
     if first in ("-V", "--version"):
-        print(f"annkit {__version__}")
+        print_versions()
         return
     if first in COMPLETION_FLAGS:
         complete(args)

@@ -10,9 +10,8 @@ the YAML files, not here.
 from __future__ import annotations
 
 import inspect
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -21,192 +20,14 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from annkit.data.csv_table import TASKS as CSV_TASKS
 from annkit.data.csv_table import csv_columns
-from annkit.data.playground import CLASSIFICATION_KINDS, FEATURES, REGRESSION_KINDS
-from annkit.data.playground import TASKS as PLAYGROUND_TASKS
-from annkit.data.tabular import GATES
 from annkit.errors import AnnkitError, did_you_mean, unknown_name
-from annkit.losses import REDUCTIONS
-from annkit.metrics import TASK_METRICS
-from annkit.models import NORMS, OUTPUT_ACTIVATIONS, make_activation
-
-# every validation metric some task reports; train() checks that the chosen one exists for the data's task
-METRICS = tuple(dict.fromkeys(f"val/{m}" for names in TASK_METRICS.values() for m in names))
-# scheduler arguments a config may not set: annkit passes the optimizer and the schedule's length
-# (total_steps or T_max), and OneCycleLR's epochs/steps_per_epoch would contradict total_steps
-SCHEDULER_FILLED = {"total_steps", "T_max", "epochs", "steps_per_epoch", "optimizer"}
-SCHEDULER_KEYS = {"interval"}  # annkit's own keys inside the scheduler group
-OPTIMIZER_KEYS = {"head_lr_mult"}  # and inside the optimizer group
-HYDRA_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
-
-
-@dataclass(frozen=True)
-class Rule:
-    check: Callable[[Any], bool]
-    expected: str
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def integer(lo: int, hi: int | None = None, *, nullable: bool = False) -> Rule:
-    bound = f"from {lo} to {hi}" if hi is not None else f"≥ {lo}"
-    return Rule(
-        lambda v: (nullable and v is None) or (_is_int(v) and v >= lo and (hi is None or v <= hi)),
-        f"a whole number {bound}" + (" or null" if nullable else ""),
-    )
-
-
-def number(lo: float, hi: float | None = None, *, hi_open: bool = False, lo_open: bool = False, nullable: bool = False) -> Rule:
-    def ok(v: Any) -> bool:
-        if nullable and v is None:
-            return True
-        if not _is_num(v) or v != v:
-            return False
-        above = v > lo if lo_open else v >= lo
-        below = hi is None or (v < hi if hi_open else v <= hi)
-        return above and below
-
-    left = "(" if lo_open else "["
-    right = ")" if hi_open else "]"
-    span = f"in {left}{lo}, {hi}{right}" if hi is not None else (f"> {lo}" if lo_open else f"≥ {lo}")
-    return Rule(ok, f"a number {span}" + (" or null" if nullable else ""))
-
-
-def choice(*options: str) -> Rule:
-    return Rule(lambda v: v in options, "one of: " + ", ".join(options))
-
-
-BOOL = Rule(lambda v: isinstance(v, bool), "true or false")
-TEXT = Rule(lambda v: isinstance(v, str) and v != "", "a non-empty string")
-PATH_OR_NULL = Rule(lambda v: v is None or (isinstance(v, str) and v != ""), "a folder path or null")
-TEXT_LIST = Rule(lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of folder paths, e.g. [data/fashion_mnist]")
-WIDTHS = Rule(
-    lambda v: isinstance(v, list) and all(_is_int(x) and x >= 1 for x in v),
-    "a list of positive layer widths, e.g. [512, 256], or [] for no hidden layer",
+from annkit.models import make_activation
+from annkit.schema import (  # noqa: F401 - re-exported: the rules are the schema's, the checks that need torch are here
+    BOOL, DATASET_SCHEMAS, DEVICE, HYDRA_KEYS, LOSS_SCHEMAS, LR_FIND_SCHEMA, METRICS, MODEL_SCHEMA, OPTIMIZER_KEYS,
+    PATH_KEYS, RUN_SCHEMA, SCHEDULER_FILLED, SCHEDULER_KEYS, TORCH_TARGET, CLASSIFICATION_KINDS, REGRESSION_KINDS, Rule,
+    _is_num, check_present, choice, integer, key_rules, number,
 )
-DEVICE = Rule(lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v) is not None, "one of: auto, cpu, cuda, cuda:N, mps")
-PROBABILITY = number(0.0, 1.0, hi_open=True)
-
-
-SHARE = number(0.0, 1.0)
-SHARE_OPEN = number(0.0, 1.0, lo_open=True, hi_open=True)
-NONNEG_LIST = Rule(
-    lambda v: isinstance(v, list) and len(v) >= 1 and all(_is_num(x) and x >= 0 for x in v) and any(x > 0 for x in v),
-    "a list of numbers ≥ 0, not all 0",
-)
-SPLIT_SIZE = Rule(
-    lambda v: (_is_int(v) and v >= 0) or (isinstance(v, float) and 0 <= v < 1),
-    "a number of rows (a whole number ≥ 0) or a share of them (a number in [0, 1))",
-)
-COLUMNS = Rule(
-    lambda v: isinstance(v, str) and v != "" or (isinstance(v, list) and len(v) >= 1 and all(isinstance(x, str) and x for x in v)),
-    "a column name, or a list of column names",
-)
-
-MODEL_SCHEMA: dict[str, Any] = {
-    "name": TEXT,
-    "hidden": WIDTHS,
-    "width": integer(1, nullable=True),
-    "depth": integer(0, nullable=True),
-    "activation": Rule(lambda v: isinstance(v, (str, Mapping)), "an activation name or {name: …, <argument>: …}"),
-    "dropout": PROBABILITY,
-    "input_dropout": PROBABILITY,
-    "norm": choice(*NORMS),
-    "output_activation": choice("auto", *OUTPUT_ACTIVATIONS),
-    "init_from": Rule(lambda v: v is None or (isinstance(v, str) and v != ""), "a checkpoint path (.safetensors) or null"),
-    "freeze": Rule(
-        lambda v: v is None or v == "all_but_head" or (isinstance(v, list) and len(v) >= 1 and all(_is_int(i) for i in v)),
-        "null, all_but_head, or a list of dense-layer indices, e.g. [0] (the first hidden layer; -1 is the output layer)",
-    ),
-}
-
-SHAPING: dict[str, Any] = {  # the training-split knobs of annkit.data.shaping
-    "class_fraction": Rule(lambda v: v is None or NONNEG_LIST.check(v) and all(x <= 1 for x in v),
-                           "null, or one share in [0, 1] per class, e.g. [1, 1, 0.1, …]"),
-    "label_noise": {"fraction": SHARE, "error_rate": SHARE, "weight": number(0.0)},
-}
-IMAGE_DATASET: dict[str, Any] = {
-    "name": TEXT,
-    "root": PATH_OR_NULL,
-    "search": TEXT_LIST,
-    "download": BOOL,
-    "verify": BOOL,
-    "val_size": integer(1),
-    "classes": Rule(
-        lambda v: v is None or (isinstance(v, list) and len(v) >= 2 and all(_is_int(x) or isinstance(x, str) for x in v)
-                                and len(set(map(str, v))) == len(v)),
-        "null, or a list of 2 or more distinct class indices or names, e.g. [0, 1, 2, 3, 4]",
-    ),
-    "limit_train": integer(1, nullable=True),
-    **SHAPING,
-    "sample_weight": PATH_OR_NULL,
-    "augment": {"hflip": BOOL, "shift": integer(0, 8)},
-}
-LOGIC: dict[str, Any] = {"name": TEXT, "copies": integer(1), "noise": number(0.0)}
-DATASET_SCHEMAS: dict[str, dict[str, Any]] = {
-    "fashion_mnist": IMAGE_DATASET,
-    "mnist": IMAGE_DATASET,
-    "xor": LOGIC,
-    "logic": {**LOGIC, "gate": choice(*GATES)},
-    "playground": {
-        "name": TEXT,
-        "kind": choice(*dict.fromkeys(CLASSIFICATION_KINDS + REGRESSION_KINDS)),
-        "task": choice(*PLAYGROUND_TASKS),
-        "n": integer(4),
-        "noise": number(0.0, 0.5),
-        "train_ratio": SHARE_OPEN,
-        "val_size": SHARE_OPEN,
-        "features": Rule(lambda v: isinstance(v, list) and len(v) >= 1 and all(x in FEATURES for x in v),
-                         f"a list of features from: {', '.join(FEATURES)}"),
-        "standardize": BOOL,
-        **SHAPING,
-    },
-    "csv": {
-        "name": TEXT,
-        "path": PATH_OR_NULL,
-        "train": PATH_OR_NULL,
-        "val": PATH_OR_NULL,
-        "test": PATH_OR_NULL,
-        "target": Rule(lambda v: v is None or COLUMNS.check(v), "a column name, or a list of column names"),
-        "features": Rule(lambda v: v is None or (isinstance(v, list) and COLUMNS.check(v)), "null (all other columns) or a list of column names"),
-        "task": choice(*CSV_TASKS),
-        "sample_weight": PATH_OR_NULL,
-        "standardize": BOOL,
-        "val_size": SPLIT_SIZE,
-        "test_size": SPLIT_SIZE,
-        "delimiter": Rule(lambda v: isinstance(v, str) and (len(v) == 1 or v in ("tab", "\\t")), "one character, e.g. ',' or ';', or tab"),
-        "limit_train": integer(1, nullable=True),
-        **SHAPING,
-    },
-}
-
-CLASS_WEIGHTS = Rule(
-    lambda v: v is None or v == "balanced" or (NONNEG_LIST.check(v) and len(v) >= 2),
-    "null, balanced (w_c = n / (K·n_c)), or a list of K numbers ≥ 0 (not all 0), one per class",
-)
-LOSS_COMMON: dict[str, Any] = {
-    "name": TEXT,
-    "class_weights": CLASS_WEIGHTS,
-    "reduction": choice(*REDUCTIONS),
-    "l2": number(0.0),
-    "l1": number(0.0),
-}
-LOSS_SCHEMAS: dict[str, dict[str, Any]] = {
-    "ce": {**LOSS_COMMON, "label_smoothing": PROBABILITY},
-    "bce": {**LOSS_COMMON, "pos_weight": Rule(
-        lambda v: v is None or (_is_num(v) and v > 0) or (isinstance(v, list) and len(v) >= 1 and all(_is_num(x) and x > 0 for x in v)),
-        "null, a number > 0, or a list of numbers > 0 (one per label)",
-    )},
-    "mse": LOSS_COMMON,
-}
-
 
 def check_model(node: Any) -> None:
     _walk(node, MODEL_SCHEMA, "model")
@@ -264,23 +85,6 @@ def _by_name(node: Any, schemas: Mapping[str, Mapping[str, Any]], group: str) ->
         )
 
 
-LR_FIND_SCHEMA: dict[str, Any] = {
-    "start_lr": number(0.0, lo_open=True),
-    "end_lr": number(0.0, lo_open=True),
-    "steps": integer(10),
-    "mode": choice("exp", "linear"),
-    "repeats": integer(1),
-    "seed": integer(0, 2**32 - 64, nullable=True),
-    "holdout_batches": integer(0),
-    "holdout_every": integer(1),
-    "smooth": number(0.0, lo_open=True),
-    "diverge": number(0.0, lo_open=True),
-    "offset": number(0.0),
-    "margin": number(0.0),
-    "one_cycle_peak": choice("suggestion", "band_top"),
-}
-
-
 def check_lr_find(node: Any) -> None:
     _walk(node, LR_FIND_SCHEMA, "lr_find")
     if node["start_lr"] >= node["end_lr"]:
@@ -297,82 +101,8 @@ TRAIN_SCHEMA: dict[str, Any] = {
     "optimizer": lambda node: check_optimizer(node),  # against its _target_'s signature
     "scheduler": lambda node: check_scheduler(node),
     "lr_find": check_lr_find,
-    "trainer": {
-        "epochs": integer(1),
-        "batch_size": integer(1),
-        "eval_batch_size": integer(1),
-        "device": DEVICE,
-        "precision": choice("auto", "fp32", "bf16"),
-        "seed": integer(0, 2**32 - 2),  # torch and numpy seeds; annkit also uses seed + 1
-        "threads": Rule(lambda v: v == "auto" or (_is_int(v) and v >= 1), "auto or a whole number ≥ 1"),
-        "compile": BOOL,
-        "deterministic": BOOL,
-        "grad_clip": number(0.0, lo_open=True, nullable=True),
-        "best_metric": choice("auto", *METRICS),
-        "early_stopping": {
-            "metric": choice(*METRICS),
-            "patience": integer(1, nullable=True),
-            "min_delta": number(0.0),
-        },
-        "log_every": integer(1),
-        "print_every": Rule(lambda v: v == "auto" or (_is_int(v) and v >= 1), "auto or a whole number ≥ 1"),
-        "nan_policy": choice("stop", "skip_batch"),
-        "overwrite": BOOL,
-        "checkpoint": {"every_n_steps": integer(1, nullable=True), "keep_last": integer(0)},
-    },
-    "logger": {
-        "confusion": BOOL,
-        "images_every": Rule(lambda v: v == "auto" or (_is_int(v) and v >= 0), "auto or a whole number ≥ 0 (0 = never)"),
-        "misclassified": integer(1, 256),
-        "boundary_resolution": integer(10, 1000),
-        "histograms": BOOL,
-        "histograms_every": integer(1),
-    },
-    "resume": Rule(lambda v: v is None or (isinstance(v, str) and v != ""), "a run dir or a checkpoint path, or null"),
+    **RUN_SCHEMA,
 }
-
-
-# the schema of each group that TRAIN_SCHEMA checks with a function: one option's keys, or every option's
-# (dataset, loss: the keys depend on the chosen name); None: any key (the arguments of a torch class)
-GROUP_SCHEMAS: dict[str, list[Mapping[str, Any]] | None] = {
-    "model": [MODEL_SCHEMA], "dataset": list(DATASET_SCHEMAS.values()), "loss": list(LOSS_SCHEMAS.values()),
-    "lr_find": [LR_FIND_SCHEMA], "optimizer": None, "scheduler": None,
-}
-
-
-def key_rules(dotted: str) -> list[Rule] | None:
-    """The rules a value of config key ``dotted`` (e.g. ``dataset.path``) must meet, one of them at
-    least: [] for a key that takes any value (an optimizer's or scheduler's argument), None for a key
-    the train config does not have (under any option of its group)."""
-    top, *rest = dotted.split(".")
-    if top in GROUP_SCHEMAS:
-        schemas = GROUP_SCHEMAS[top]
-        if schemas is None:
-            return [] if len(rest) == 1 else None
-        nodes: list[Any] = list(schemas)
-    elif top in TRAIN_SCHEMA:
-        nodes = [TRAIN_SCHEMA[top]]
-    else:
-        return None
-    for segment in rest:
-        nodes = [node[segment] for node in nodes if isinstance(node, Mapping) and segment in node]
-    if not nodes:
-        return None
-    return [node for node in nodes if isinstance(node, Rule)]  # none: a whole sub-mapping, checked once composed
-
-
-def check_present(node: Any, schema: Mapping[str, Any], path: str) -> None:
-    """The keys of ``node`` that ``schema`` knows must meet its rules (a stored config from an older or
-    other annkit: missing keys and keys the schema does not know are left alone)."""
-    if not isinstance(node, Mapping):
-        raise AnnkitError(f"{path} must be a mapping of keys ({', '.join(schema)}), not {node!r}.")
-    for key, value in node.items():
-        rule = schema.get(key)
-        full = f"{path}.{key}"
-        if isinstance(rule, Mapping):
-            check_present(value, rule, full)
-        elif isinstance(rule, Rule) and not rule.check(value):
-            raise AnnkitError(f"{full}={value!r} is not valid: expected {rule.expected}.")
 
 
 def _unknown_key(path: str, key: str, valid: list[str]) -> AnnkitError:
@@ -405,11 +135,6 @@ def _walk(node: Any, schema: Mapping[str, Any], path: str) -> None:
                 )
         else:  # a whole group checked by a function
             rule(value)
-
-
-# optimizer and scheduler classes come from torch only: naming a class imports its module, and a config or
-# checkpoint from someone else must not make annkit import (and so run) code of their choosing
-TORCH_TARGET = re.compile(r"torch\.optim\.(lr_scheduler\.)?[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _target_class(node: Mapping[str, Any], group: str, base: type, examples: str) -> type:
@@ -476,6 +201,11 @@ def check_scheduler(node: Any) -> None:
             f"scheduler.interval={node.get('interval')!r} is not valid: expected step (advance the "
             f"schedule after every batch) or epoch (after every epoch)."
         )
+    if node.get("if_too_short", "refuse") not in ("constant", "refuse"):
+        raise AnnkitError(
+            f"scheduler.if_too_short={node['if_too_short']!r} is not valid: expected constant (a run too short for the "
+            f"one-cycle warm-up trains at a constant lr) or refuse (such a run is an error)."
+        )
     if node.get("_target_") is None:
         extra = sorted(set(node) - HYDRA_KEYS - SCHEDULER_KEYS)
         if extra:
@@ -505,12 +235,30 @@ def validate(cfg: DictConfig, schema: Mapping[str, Any] = TRAIN_SCHEMA) -> dict[
             "model.norm=batch needs batches of at least 2 samples (batch norm divides by the batch's "
             "variance), but trainer.batch_size=1. Use a larger batch, or model.norm=layer / none."
         )
+    if "model" in schema:
+        portable(resolved)  # every path absolute (an example table's too) before anything reads or records it
     return resolved
 
 
-# the keys of a train config that name files or folders: a run records them absolute (see :func:`portable`)
-PATH_KEYS = ("dataset.root", "dataset.search", "dataset.path", "dataset.train", "dataset.val", "dataset.test",
-             "dataset.sample_weight", "model.init_from", "resume")
+EXAMPLE = "example:"  # dataset.path=example:iris.csv: a table shipped with annkit (src/annkit/examples/)
+
+
+def example_file(name: str) -> Path:
+    """The path of example table ``name`` shipped with annkit, or a paragraph listing the examples."""
+    folder = files("annkit.examples")
+    shipped = sorted(p.name for p in folder.iterdir() if p.name.endswith(".csv"))
+    if name not in shipped:
+        raise AnnkitError(f"{EXAMPLE}{name}: annkit ships no such example table. Its examples: "
+                          f"{', '.join(EXAMPLE + n for n in shipped)} (e.g. dataset.path={EXAMPLE}{shipped[0]}).")
+    return Path(str(folder / name))
+
+
+def absolute(value: str, base: Path) -> str:
+    """A path of the config as an absolute path: ``example:<name>`` is a table shipped with annkit; a
+    relative path is relative to ``base`` (where annkit runs); ``~`` is the home folder."""
+    if value.startswith(EXAMPLE):
+        return str(example_file(value[len(EXAMPLE):]))
+    return str(base / Path(value).expanduser())
 
 
 def _is_column(csv: dict[str, Any], name: str, base: Path) -> bool:
@@ -519,18 +267,17 @@ def _is_column(csv: dict[str, Any], name: str, base: Path) -> bool:
     if not (base / name).is_file():
         return True
     try:
-        return table is not None and name in csv_columns(base / table, csv["delimiter"])
+        return table is not None and name in csv_columns(absolute(table, base), csv["delimiter"])
     except AnnkitError:
         return False  # the loader explains what is wrong with the table
 
 
-def portable(resolved: dict[str, Any], cwd: Path | None = None) -> dict[str, str | list[str]]:
-    """Make every path of a validated train config absolute (relative ones are relative to ``cwd``, the
-    folder annkit runs in), in place, so that the run's records (checkpoints, metrics.json) work from
-    anywhere; return ``{dotted key: new value}`` for the keys that changed. A CSV's
-    ``dataset.sample_weight`` that names one of its columns stays a column name."""
+def portable(resolved: dict[str, Any], cwd: Path | None = None) -> None:
+    """Make every path of a train config absolute, in place (relative ones are relative to ``cwd``,
+    the folder annkit runs in; see :func:`absolute`), so that the run's records (checkpoints,
+    metrics.json, the overrides it stores) work from anywhere. A CSV's ``dataset.sample_weight``
+    that names one of its columns stays a column name."""
     base = Path.cwd() if cwd is None else cwd
-    changed: dict[str, str | list[str]] = {}
     for key in PATH_KEYS:
         group, _, name = key.rpartition(".")
         node = resolved.get(group) if group else resolved
@@ -539,10 +286,18 @@ def portable(resolved: dict[str, Any], cwd: Path | None = None) -> dict[str, str
         value = node[name]
         if key == "dataset.sample_weight" and node.get("name") == "csv" and _is_column(node, value, base):
             continue  # a column of the table
-        new = [str(base / Path(v).expanduser()) for v in value] if isinstance(value, list) else str(base / Path(value).expanduser())
-        if new != value:
-            node[name] = changed[key] = new
-    return changed
+        node[name] = [absolute(v, base) for v in value] if isinstance(value, list) else absolute(value, base)
+
+
+def path_values(resolved: dict[str, Any]) -> dict[str, Any]:
+    """``{dotted key: value}`` of the config's paths (:data:`PATH_KEYS`) that are set."""
+    found = {}
+    for key in PATH_KEYS:
+        group, _, name = key.rpartition(".")
+        node = resolved.get(group) if group else resolved
+        if isinstance(node, dict) and node.get(name) is not None:
+            found[key] = node[name]
+    return found
 
 
 def _torch_refused(group: str, err: Exception) -> AnnkitError:

@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+
 LossFn = Callable[..., torch.Tensor]
-REDUCTIONS = ("mean", "weighted_mean")
 
 
 def upcast(t: torch.Tensor) -> torch.Tensor:

@@ -24,14 +24,9 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+
 # metrics where higher is better; every other metric (loss, mse, mae) is minimised
 MAXIMIZED = {"accuracy", "balanced_accuracy", "macro_f1", "exact_match", "r2"}
-# the scalar metrics each task reports (usable as trainer.best_metric / early_stopping.metric as val/<name>)
-TASK_METRICS = {
-    "classification": ("loss", "accuracy", "balanced_accuracy"),
-    "multilabel": ("loss", "accuracy", "macro_f1", "exact_match"),
-    "regression": ("loss", "mse", "mae", "r2"),
-}
 
 
 class Scores(Protocol):

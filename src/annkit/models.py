@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from annkit.errors import AnnkitError, did_you_mean, unknown_name
+from annkit.schema import NORM_NAMES
 
 class Heaviside(nn.Module):
     """The step function of the first artificial neurons: H(z) = 1 if z ≥ 0 else 0.
@@ -60,13 +61,13 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 ZERO_GRADIENT = (Heaviside, Sign)
 # The output layer's activation, applied to the network's raw outputs by the loss and for predictions
 # (ce applies softmax and bce sigmoid inside the loss, on the logits, for numerical stability).
-OUTPUT_ACTIVATIONS = ("identity", "sigmoid", "softmax", "tanh")
 
 NORMS: dict[str, type[nn.Module] | None] = {
     "none": None,
     "batch": nn.BatchNorm1d,
     "layer": nn.LayerNorm,
 }
+assert tuple(NORMS) == NORM_NAMES  # the schema's names are these
 
 
 def activation_name(spec: str | Mapping[str, Any]) -> str:

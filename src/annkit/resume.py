@@ -29,7 +29,7 @@ FILE_KEYS = ("dataset.path", "dataset.train", "dataset.val", "dataset.test", "da
 RESUME_MAY_CHANGE = (
     "resume", "trainer.epochs", "trainer.device", "trainer.eval_batch_size", "trainer.log_every", "trainer.print_every",
     "trainer.nan_policy", "trainer.compile", "trainer.overwrite", "trainer.checkpoint.", "trainer.early_stopping.patience", "trainer.early_stopping.min_delta",
-    "dataset.root", "dataset.search", "dataset.download", "dataset.verify", "lr_find.", "logger.",
+    "scheduler.if_too_short", "dataset.root", "dataset.search", "dataset.download", "dataset.verify", "lr_find.", "logger.",
 )
 
 

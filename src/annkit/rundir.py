@@ -5,6 +5,7 @@ Nothing is ever deleted. Imports nothing heavy: the cli checks before Hydra make
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -33,6 +34,22 @@ def sweep_holds_runs(folder: Path) -> list[str]:
     for job in sorted(p for p in folder.iterdir() if p.is_dir()):
         found += [f"{job.name}/{what}" for what in holds_run(job)]
     return found
+
+
+def discard_if_unused(folder: Path, task_log: str) -> bool:
+    """Remove the folder Hydra made for a command that was then refused before any work: only its
+    ``.hydra/`` record and the log ``task_log`` in it, nothing a run wrote; then the empty folders above
+    it, up to the working directory. Returns whether it was removed."""
+    here = Path.cwd().resolve()
+    if (not folder.is_dir() or folder.resolve() == here or folder.resolve() in here.parents or holds_run(folder)
+            or {p.name for p in folder.iterdir()} - {".hydra", task_log}):
+        return False  # the working directory (e.g. board's run.dir: .) and what holds it are never removed
+    shutil.rmtree(folder, ignore_errors=True)
+    parent = folder.resolve().parent
+    while parent != here and here in parent.parents and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent
+    return True
 
 
 def aside(folder: Path) -> Path:

@@ -6,13 +6,16 @@ import os
 import random
 import signal
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from annkit.cpu import CpuLoad, auto_threads, cores
 from annkit.errors import AnnkitError
+from annkit.loop import Hook
 
 
 def _mps_available() -> bool:
@@ -54,19 +57,68 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16
 
 
-def cores() -> int:
-    """The CPU cores this process may run on (its affinity mask, e.g. under taskset or a Slurm job)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+class Threads(Hook):
+    """torch's CPU threads for one run (``trainer.threads``), and, for ``auto``, their governor.
+
+    A number is used as given. ``auto`` takes ``OMP_NUM_THREADS`` when it is set (the standard way to
+    pin every process of a session; capped at the cores ÷ a joblib sweep's jobs), else the rule of
+    :func:`annkit.cpu.auto_threads`: first the cores ÷ jobs; then, once the data is loaded
+    (:meth:`settle`), the cores other processes left free while it loaded; then at log points, at most
+    every :attr:`EVERY` seconds, again, so that a run started alone gives a core back when another
+    starts, and takes it again when that one ends. Every change is announced (``notify``) and kept in
+    :attr:`changes`. The thread count changes the rounding of CPU sums: for bit-identical reruns give
+    a number (or OMP_NUM_THREADS).
+    """
+
+    EVERY = 2.0  # seconds between two looks at the load
+
+    def __init__(self, spec: int | str, jobs: int = 1) -> None:
+        self.available, self.jobs = cores(), max(1, jobs)
+        share = max(1, self.available // self.jobs)
+        pinned = os.environ.get("OMP_NUM_THREADS", "")
+        self.governed = spec == "auto" and not pinned.isdigit()
+        if spec != "auto":
+            n, self.reason = int(spec), "trainer.threads"
+        elif pinned.isdigit():
+            n, self.reason = max(1, min(int(pinned), share)), f"OMP_NUM_THREADS={pinned}" + (f", ÷ {self.jobs} jobs" if self.jobs > 1 else "")
+        else:
+            n, self.reason = auto_threads(self.available, self.jobs, None)
+        torch.set_num_threads(n)
+        self.load = CpuLoad() if self.governed else None
+        self.changes: list[dict[str, Any]] = []
+        self.notify: Callable[[str], None] | None = None
+
+    @property
+    def count(self) -> int:
+        return torch.get_num_threads()
+
+    def describe(self) -> str:
+        """e.g. '1 thread (auto: others use 1.0 of 2 cores)', for the header."""
+        n = self.count
+        return f"{n} thread{'s' if n > 1 else ''} ({'auto: ' if self.governed else ''}{self.reason})"
+
+    def settle(self, step: int = 0) -> None:
+        """Look at the load since the last look, and set the threads it leaves (``auto`` only)."""
+        if not self.governed or self.load is None:
+            return
+        others, _ = self.load.others()
+        n, self.reason = auto_threads(self.available, self.jobs, others)
+        if n != self.count:
+            before = self.count
+            torch.set_num_threads(n)
+            if step:  # during training (not the first choice, which the header shows)
+                self.changes.append({"step": step, "threads": n, "why": self.reason})
+                if self.notify is not None:
+                    self.notify(f"threads {before} → {n} at step {step}: {self.reason} (trainer.threads=auto)")
+
+    def on_log(self, *, step: int, epoch: int, lr: float, metrics: dict[str, float]) -> None:
+        if self.load is not None and self.load.last is not None and time.monotonic() - self.load.last[2] >= self.EVERY:
+            self.settle(step)
 
 
 def set_threads(spec: int | str, jobs: int = 1) -> int:
-    """torch's CPU threads: ``spec`` when a number; ``auto``: torch's default, or for ``jobs`` > 1
-    (a joblib sweep's parallel processes) the cores ÷ jobs, so the jobs do not fight over cores."""
-    if spec != "auto":
-        torch.set_num_threads(int(spec))
-    elif jobs > 1:
-        torch.set_num_threads(max(1, cores() // jobs))
-    return torch.get_num_threads()
+    """torch's CPU threads, as :class:`Threads` picks them at the start of a run."""
+    return Threads(spec, jobs).count
 
 
 def parallel_jobs(launcher: Any) -> int:

@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import re
+import textwrap
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -51,6 +52,17 @@ def epoch_columns(task: str, penalty: bool) -> list[Column]:
         cols += [("acc", 6, "train/accuracy", "{:.1%}"), ("val loss", 8, "val/loss", DECIMAL), ("val acc", 7, "val/accuracy", PERCENT)]
         cols.append(("val bal", 7, "val/balanced_accuracy", PERCENT) if task == "classification" else ("val F1", 7, "val/macro_f1", DECIMAL))
     return cols + [("lr", 8, "lr", "{:.2e}"), ("time", 6, "epoch_s", "{:.1f}s"), ("samples/s", 9, "samples_per_s", "{:,.0f}"), ("", 1, "", "")]
+
+
+def fit_columns(columns: list[Column], width: int) -> list[Column]:
+    """The columns that fit ``width`` (each column takes its width plus a space): the epoch's time, then
+    samples/s, go first when the terminal is narrow (both stay in metrics.json and TensorBoard)."""
+    kept = list(columns)
+    for optional in ("time", "samples/s"):
+        if sum(w + 1 for _, w, _, _ in kept) <= width:
+            break
+        kept = [c for c in kept if c[0] != optional]
+    return kept
 
 
 # the summary's metric columns per task: (header, report key, format)
@@ -126,14 +138,39 @@ def logdir_hint(run_dir: Path) -> str:
 
 
 def facts_grid(facts: Sequence[tuple[str, str]]) -> Table:
-    """A header's "label  text" lines as a two-column grid; each line also goes to the run's log."""
+    """A header's "label  text" lines as a two-column grid; each line also goes to the run's log. Long
+    text wraps (folds), it is never cut with an ellipsis."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold cyan", no_wrap=True)
-    grid.add_column()
+    grid.add_column(overflow="fold")
     for label, text in facts:
         grid.add_row(label, text)
         log.info("%s: %s", label or "note", text)
     return grid
+
+
+def facts_panel(console: Console, title: str, facts: Sequence[tuple[str, str]], rest: Sequence[Any] = (),
+                after: Sequence[tuple[str, str]] = ()) -> None:
+    """A panel of facts (then ``rest``), as wide as the terminal allows. A fact whose text starts with a
+    path too long for the panel, and every line of ``after`` (the run dir, the command that shows it),
+    are printed below the panel, each whole on one line, so that a path or a command copies as one."""
+    width = max((len(label) for label, _ in [*facts, *after]), default=0)
+    room = console.width - 4 - width - 2  # the panel's borders and padding, the grid's gap
+
+    def fits(text: str) -> bool:
+        first = text.split(" ", 1)[0]
+        return "/" not in first or len(first) <= room
+
+    outside = [(label, text) for label, text in facts if not fits(text)]
+    grid = facts_grid([fact for fact in facts if fits(fact[1])])
+    console.print(Panel(Group(grid, *rest), title=f"[bold]{title}", title_align="left", expand=False))
+    for label, text in [*outside, *after]:
+        log.info("%s: %s", label, text)
+        path, _, rest = text.partition(" ") if (label, text) in outside else (text, "", "")
+        console.print(Text(f"{label:<{width}}  ", style="bold cyan") + Text(path), soft_wrap=True)
+        if rest:  # what follows the path, wrapped below it
+            indent = " " * (width + 2)
+            console.print(Text(textwrap.fill(rest, console.width, initial_indent=indent, subsequent_indent=indent)), soft_wrap=True)
 
 
 class ConsoleReporter(Hook):
@@ -146,9 +183,10 @@ class ConsoleReporter(Hook):
         self.diverged = False
         self.title = title
         self.task = task
-        self.columns = epoch_columns(task, penalty)
+        self.columns = fit_columns(epoch_columns(task, penalty), console.width)
         self.live = console.is_terminal and not console.is_dumb_terminal
         self.progress: Progress | None = None
+        self.narrow = False
         self.epochs = 0
 
     def print(self, *renderables: Any) -> None:
@@ -161,7 +199,6 @@ class ConsoleReporter(Hook):
         log.warning(note)
 
     def header(self, facts: Sequence[tuple[str, str]], layers: Sequence[LayerRow], params: int) -> None:
-        grid = facts_grid(facts)
         model = Table(title="model", title_justify="left", box=None, header_style="bold", pad_edge=False)
         model.add_column("#", justify="right")
         model.add_column("layer")
@@ -172,15 +209,17 @@ class ConsoleReporter(Hook):
             model.add_row(str(i), layer.kind + (" [dim](frozen)[/]" if layer.frozen else ""), shape, f"{layer.params:,}" if layer.params else "")
             log.info("layer %d %s -> %s params=%d", i, layer.kind, shape, layer.params)
         model.add_row("", "[bold]total", "", f"[bold]{params:,}")
-        self.console.print(Panel(Group(grid, Text(""), model), title=f"[bold]{self.title}", title_align="left", expand=False))
+        run_dir = [fact for fact in facts if fact[0] == "run dir"]
+        facts_panel(self.console, self.title, [fact for fact in facts if fact[0] != "run dir"], [Text(""), model], after=run_dir)
 
     def on_fit_start(self, *, epochs: int, steps_per_epoch: int) -> None:
         self.epochs = epochs
         self.console.print(_epoch_table(self.columns, None))
         if self.live:
+            self.narrow = self.console.width < 110  # a shorter bar, and no lr in the line (the table has it)
             self.progress = Progress(
                 TextColumn("[bold]{task.description:>6}"),
-                BarColumn(bar_width=30),
+                BarColumn(bar_width=10 if self.narrow else 30),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[stats]}"),
                 SpeedColumn(),
@@ -199,7 +238,7 @@ class ConsoleReporter(Hook):
     def on_log(self, *, step: int, epoch: int, lr: float, metrics: dict[str, float]) -> None:
         if self.progress is not None:
             acc = f" · acc {metrics['accuracy']:6.2%}" if "accuracy" in metrics else ""
-            self.progress.update(self.batch_task, stats=f"loss {metrics['loss']:.4f}{acc} · lr {lr:.2e}")
+            self.progress.update(self.batch_task, stats=f"loss {metrics['loss']:.4f}{acc}" + ("" if self.narrow else f" · lr {lr:.2e}"))
 
     def on_epoch_end(self, row: dict[str, float], *, is_best: bool) -> None:
         cells = format_row(row, self.columns, self.epochs, is_best)
@@ -240,15 +279,22 @@ class ConsoleReporter(Hook):
         stopped = " (stopped early)" if metrics.get("stopped_early") else ""
         if metrics.get("skipped_batches"):
             stopped += f" · {metrics['skipped_batches']} batches skipped (loss not finite)"
-        lines = [
-            f"best epoch {metrics['best_epoch']} of {metrics['epochs']}{stopped} · "
-            f"{metrics['wall_s']:.1f} s wall · {metrics['samples_per_s']:,.0f} samples/s on {metrics['device']}",
-            f"run dir     {shown(run_dir)}",
-            f"tensorboard {command('board', override('logdir', logdir_hint(run_dir)))}",
-        ]
-        parts += [Text(""), *(Text(s) for s in lines)]
+        parts += [Text(""), Text(f"best epoch {metrics['best_epoch']} of {metrics['epochs']}{stopped} · "
+                                 f"{metrics['wall_s']:.1f} s wall · {metrics['samples_per_s']:,.0f} samples/s on {metrics['device']}")]
         self.console.print(Panel(Group(*parts), title="[bold]result", title_align="left", expand=False))
+        next_lines(self.console, run_dir)
         log.info("result %s", json.dumps({k: metrics[k] for k in ("train", "val", "test", "best_epoch")}))
+
+
+def next_lines(console: Console, run_dir: Path, files: str = "") -> None:
+    """Below a result panel, each whole on its own line: the run dir, the files it holds (when
+    given) and the command that shows it."""
+    facts_width = len("tensorboard")
+    lines = (("run dir", shown(run_dir)), *((("files", files),) if files else ()),
+             ("tensorboard", command("board", override("logdir", logdir_hint(run_dir)))))
+    for label, text in lines:
+        log.info("%s: %s", label, text)
+        console.print(Text(f"{label:<{facts_width}}  ", style="bold cyan") + Text(text), soft_wrap=True)
 
 
 def per_class(task: str, reports: Mapping[str, Mapping[str, Any]], counts: Mapping[str, int],

@@ -30,9 +30,9 @@ from annkit.config import (
     DATASET_SCHEMAS, HYDRA_KEYS, LOSS_SCHEMAS, MODEL_SCHEMA, TORCH_TARGET, check_present, key_rules,
 )
 from annkit.errors import AnnkitError
-from annkit.metrics import TASK_METRICS
-from annkit.models import OUTPUT_ACTIVATIONS, make_activation
+from annkit.models import make_activation
 from annkit.overrides import _PARSER, group_options
+from annkit.schema import OUTPUT_ACTIVATIONS, TASK_METRICS
 
 SWEEP_ONLY = ("hparams_search",)  # groups that only steer a sweep: a resumed run (one job) leaves them out
 MAX_INPUTS = 10**8  # input features a checkpoint may claim (a 10,000 × 10,000 image); more is not a real run

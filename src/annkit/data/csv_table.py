@@ -64,10 +64,11 @@ import numpy as np
 
 from annkit.data.shaping import check_weights
 from annkit.errors import AnnkitError, did_you_mean
+from annkit.schema import CSV_TASKS
 
 __all__ = ["MAX_INTEGER_CLASSES", "TASKS", "Table", "csv_columns", "read_csv_table"]
 
-TASKS = ("auto", "classification", "regression", "multilabel")
+TASKS = CSV_TASKS
 MAX_INTEGER_CLASSES = 20  # a numeric target with more distinct integer values is regression
 MISSING_MARKERS = frozenset({"na", "n/a", "null", "none", "?"})  # lower-cased; missing in a numeric column
 FLOAT32_MAX = float(np.finfo(np.float32).max)

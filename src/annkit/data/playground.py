@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from annkit.errors import AnnkitError, unknown_name
+from annkit.schema import CLASSIFICATION_KINDS, PLAYGROUND_FEATURES, PLAYGROUND_TASKS, REGRESSION_KINDS
 
 __all__ = [
     "CLASSES",
@@ -48,9 +49,7 @@ __all__ = [
     "make_features",
 ]
 
-CLASSIFICATION_KINDS = ("circle", "xor", "gauss", "spiral")  # TF state.ts `datasets`
-REGRESSION_KINDS = ("plane", "gauss")  # TF state.ts `regDatasets`: "reg-plane", "reg-gauss"
-TASKS = ("classification", "regression")  # TF state.ts `problems`
+TASKS = PLAYGROUND_TASKS
 CLASSES = ("negative", "positive")  # class 0 = TF label -1 (orange), class 1 = TF label +1 (blue)
 DEFAULT_N = {"classification": 500, "regression": 1200}  # TF playground.ts NUM_SAMPLES_CLASSIFY / _REGRESS
 NOISE_MAX = 0.5  # TF index.html: noise slider max="50" (percent); generateData passes state.noise / 100
@@ -65,6 +64,7 @@ FEATURES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "sin_x1": lambda x1, x2: np.sin(x1),
     "sin_x2": lambda x1, x2: np.sin(x2),
 }
+assert tuple(FEATURES) == PLAYGROUND_FEATURES  # the schema's names are these
 
 # TF regressGaussian `gaussians`: (centre x, centre y, sign) of the six label cones.
 _REG_GAUSSIANS = np.array(

@@ -21,14 +21,8 @@ from annkit.data.playground import CLASSES as PLAYGROUND_CLASSES
 from annkit.data.playground import generate, make_features
 from annkit.data.shaping import Shaped, read_weight_file, shape_training_set
 from annkit.errors import AnnkitError, unknown_name
+from annkit.schema import GATES
 
-GATES = {  # output for inputs (0,0), (0,1), (1,0), (1,1)
-    "and": (0, 0, 0, 1),
-    "or": (0, 1, 1, 1),
-    "nand": (1, 1, 1, 0),
-    "nor": (1, 0, 0, 0),
-    "xor": (0, 1, 1, 0),
-}
 TRUTH_INPUTS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
 
 
@@ -176,7 +170,7 @@ def load_csv(
         raise AnnkitError(
             "dataset=csv needs exactly one of dataset.path (one file, split into train/val/test by dataset.val_size "
             "and dataset.test_size) and dataset.train (a training file, with optional dataset.val and dataset.test "
-            f"files); got path={path!r} and train={train!r}. Set one, e.g. dataset.path=data/iris.csv."
+            f"files); got path={path!r} and train={train!r}. Set one, e.g. dataset.path=example:iris.csv (Fisher's iris, shipped with annkit)."
         )
     if path is not None and (val is not None or test is not None):
         raise AnnkitError(

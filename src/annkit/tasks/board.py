@@ -25,7 +25,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from rich.console import Console
@@ -172,7 +171,6 @@ def prepare_argv(args: list[str]) -> list[str]:
     return args
 
 
-@hydra.main(version_base=None, config_path="pkg://annkit.configs", config_name="board")
-def main(cfg: DictConfig) -> None:
+def run(cfg: DictConfig) -> None:
     with user_errors():
         board(cfg)

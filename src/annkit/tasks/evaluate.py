@@ -19,18 +19,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
-from rich.console import Console, Group
-from rich.panel import Panel
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from annkit import __version__
 from annkit.checkpoint import Checkpoint, architecture, atomic_write_bytes, load_model
-from annkit.config import BOOL, DEVICE, TRAIN_SCHEMA, choice, integer, validate
+from annkit.config import BOOL, DEVICE, TRAIN_SCHEMA, choice, integer, portable, validate
 from annkit.data import Batcher, Data, Split, check_same_file, load_data
 from annkit.data.sources import DATASETS as IDX_DATASETS
 from annkit.errors import AnnkitError, user_errors
@@ -41,7 +39,7 @@ from annkit.loop import evaluate
 from annkit.overrides import key_of
 from annkit.runtime import autocast_dtype, resolve_device
 from annkit.tasks.train import finite_or_null
-from annkit.tracking import facts_grid, SUMMARY_COLUMNS, per_class, shown
+from annkit.tracking import SUMMARY_COLUMNS, facts_panel, per_class, shown
 
 log = logging.getLogger("annkit")
 SPLITS = ("test", "val", "train")
@@ -79,7 +77,9 @@ def dataset_spec(given: dict[str, Any] | None, ckpt: Checkpoint) -> tuple[dict[s
     stored ``root`` that does not exist on this machine is left out; a CSV file given in its place
     must hold the bytes the run read (its sha256)."""
     if given is not None and "name" in given:
-        return given, "dataset=" + given["name"]
+        holder = {"dataset": given}
+        portable(holder)
+        return holder["dataset"], "dataset=" + given["name"]
     stored = dict(ckpt.meta["config"]["dataset"])
     notes = []
     if "download" in stored:
@@ -99,10 +99,13 @@ def dataset_spec(given: dict[str, Any] | None, ckpt: Checkpoint) -> tuple[dict[s
             f"The dataset config stored in {ckpt.path} does not fit this annkit ({err}) Name the dataset yourself with "
             f"dataset=<name> (and its keys, dataset.<key>=…), or change a stored key with dataset.<key>=value."
         ) from None
+    holder = {"dataset": spec}
+    portable(holder)  # paths given here are relative to this folder (example:<name>, a table shipped with annkit)
+    spec = holder["dataset"]
     files = ckpt.meta["data"].get("files", {})
-    for key, value in (given or {}).items():
-        if f"dataset.{key}" in files and isinstance(value, str):
-            check_same_file(f"dataset.{key}", value, files[f"dataset.{key}"], "Scoring the run's own split")
+    for key in given or {}:
+        if f"dataset.{key}" in files and isinstance(spec.get(key), str):
+            check_same_file(f"dataset.{key}", spec[key], files[f"dataset.{key}"], "Scoring the run's own split")
     return spec, origin
 
 
@@ -180,14 +183,14 @@ def show(console: Console, metrics: dict[str, Any], report: dict[str, Any], arch
     """The panel: what was scored, the split's metrics, the per-class table and confusion matrix."""
     split, task = metrics["split"], metrics["task"]
     facts = [
-        ("checkpoint", f"{shown(Path(metrics['checkpoint']))} · epoch {metrics['checkpoint_epoch']} · {arch}"),
+        ("checkpoint", shown(Path(metrics["checkpoint"]))),
+        ("model", f"epoch {metrics['checkpoint_epoch']} · {arch}"),
         ("data", f"{metrics['dataset']} {split} split: {metrics['n']:,} samples · {metrics['data']['origin']}, seed "
                  f"{metrics['data']['seed']}"),
         ("source", metrics["data"]["source"]),
         ("inputs", "prepared with the checkpoint's statistics"),
         ("device", f"{metrics['device']} · {metrics['precision']}"),
     ]
-    grid = facts_grid(facts)
     table = Table(box=None, header_style="bold", pad_edge=False)
     table.add_column("split")
     columns = SUMMARY_COLUMNS[task]
@@ -195,12 +198,12 @@ def show(console: Console, metrics: dict[str, Any], report: dict[str, Any], arch
         table.add_column(name, justify="right")
     table.add_row(split, *(("–" if report.get(key) is None or report[key] != report[key] else fmt.format(report[key]))
                            for _, key, fmt in columns))
-    parts: list[Any] = [grid, Text(""), table]
+    parts: list[Any] = [Text(""), table]
     tables = per_class(task, {split: report}, report.get("support", {}), counts_header="n")
     if tables:
         parts += [Text(""), *tables]
-    parts += [Text(""), Text(f"{metrics['wall_s']:.1f} s · metrics.json in {shown(run_dir)}")]
-    console.print(Panel(Group(*parts), title="[bold]annkit eval", title_align="left", expand=False))
+    parts += [Text(""), Text(f"{metrics['wall_s']:.1f} s")]
+    facts_panel(console, "annkit eval", facts, parts, after=[("metrics", f"{shown(run_dir)}/metrics.json")])
     log.info("result %s", json.dumps(finite_or_null({split: report})))
 
 
@@ -211,7 +214,6 @@ def prepare_argv(args: list[str]) -> list[str]:
     return [f"+{a}" if not named and a.startswith("dataset.") and "=" in a else a for a in args]
 
 
-@hydra.main(version_base=None, config_path="pkg://annkit.configs", config_name="eval")
-def main(cfg: DictConfig) -> None:
+def run(cfg: DictConfig) -> None:
     with user_errors():
         evaluate_checkpoint(cfg, Path(HydraConfig.get().runtime.output_dir))

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -58,7 +57,7 @@ from annkit.lr_finder import (
 from annkit.models import count_params, summarize
 from annkit.runtime import seed_everything
 from annkit.tasks.train import Setup, build, describe_model, facts, finite_or_null
-from annkit.tracking import ConsoleReporter, TensorBoardLogger, logdir_hint, shown
+from annkit.tracking import ConsoleReporter, TensorBoardLogger, next_lines
 
 RULE_NOTES = {
     "half_drop": "half of the loss drop done",
@@ -391,9 +390,8 @@ def report(found: Found, console: Console, run_dir: Path, command: str | None) -
     lines.append(Text(f"sweeps stopped: {stops} · {found.seconds:.1f} s"))
     for code, text in found.diagnostics.items():
         lines.append(Text(f"{code}: {text}", style="yellow"))
-    lines += [Text(""), Text(f"run dir     {shown(run_dir)} (lr_find.png, lr_find.json, lr_find.csv)"),
-              Text(f"tensorboard {command_line('board', override('logdir', logdir_hint(run_dir)))}")]
     console.print(Panel(Group(*lines), title="[bold]lr-find", title_align="left", expand=False))
+    next_lines(console, run_dir, "lr_find.png, lr_find.json, lr_find.csv")
     if command and found.suggestion:  # outside the panel and unwrapped, so that it copies as one line
         console.print(Text("train with it:", style="bold"))
         console.print(Text(command, style="cyan"), soft_wrap=True)
@@ -431,7 +429,6 @@ def lr_find(cfg: DictConfig, run_dir: Path, console: Console | None = None, over
         tensorboard.close()
 
 
-@hydra.main(version_base=None, config_path="pkg://annkit.configs", config_name="lr_find")
-def main(cfg: DictConfig) -> None:
+def run(cfg: DictConfig) -> None:
     with user_errors():
         lr_find(cfg, Path(HydraConfig.get().runtime.output_dir), overrides=list(HydraConfig.get().overrides.task))

@@ -18,13 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
-from rich.console import Console, Group
-from rich.panel import Panel
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -37,7 +35,7 @@ from annkit.inference import (
     table_inputs,
 )
 from annkit.runtime import resolve_device
-from annkit.tracking import facts_grid, shown
+from annkit.tracking import facts_panel, shown
 
 log = logging.getLogger("annkit")
 SHOWN_ROWS = 20  # up to this many inputs, the terminal shows them all; beyond, the first 10
@@ -105,12 +103,13 @@ def predict_inputs(cfg: DictConfig, run_dir: Path, console: Console | None = Non
     out = run_dir / "predictions.csv"
     atomic_write_bytes(out, text.getvalue().encode())
     facts = [
-        ("checkpoint", f"{shown(ckpt.path)} · epoch {meta.get('epoch')} · {architecture(meta)}"),
+        ("checkpoint", shown(ckpt.path)),
+        ("model", f"epoch {meta.get('epoch')} · {architecture(meta)}"),
         ("input", described),
         *(("", note) for note in notes),
         ("device", f"{device} · fp32"),
         ("written", f"{shown(out)} · {len(rows):,} row{'s' if len(rows) > 1 else ''}: {', '.join(header[:4])}"
-                    f"{', …' if len(header) > 4 else ''} · {time.perf_counter() - started:.1f} s"),
+                    f"{f' and {len(header) - 4} more' if len(header) > 4 else ''} · {time.perf_counter() - started:.1f} s"),
     ]
     show(console, facts, head.task, header, rows, out)
     return out
@@ -118,7 +117,6 @@ def predict_inputs(cfg: DictConfig, run_dir: Path, console: Console | None = Non
 
 def show(console: Console, facts: list[tuple[str, str]], task: str, header: list[str], rows: list[list[str]], out: Path) -> None:
     """The facts, then the predictions: all of them up to 20 inputs, else the first 10 and the path."""
-    grid = facts_grid(facts)
     if task == "classification":
         keep = [0, 1, 2]  # input, predicted, confidence
     elif task == "multilabel":
@@ -134,13 +132,12 @@ def show(console: Console, facts: list[tuple[str, str]], task: str, header: list
         if task == "classification":
             cells[2] = f"{float(cells[2]):.1%}"  # the confidence, readable; the file keeps every digit
         table.add_row(*cells)
-    parts: list[Any] = [grid, Text(""), table]
+    parts: list[Any] = [Text(""), table]
     if len(shown_rows) < len(rows):
-        parts.append(Text(f"… the first 10 of {len(rows):,} predictions; all of them are in {shown(out)}"))
-    console.print(Panel(Group(*parts), title="[bold]annkit predict", title_align="left", expand=False))
+        parts.append(Text(f"… the first 10 of {len(rows):,} predictions; all of them are in the file below"))
+    facts_panel(console, "annkit predict", facts, parts)
 
 
-@hydra.main(version_base=None, config_path="pkg://annkit.configs", config_name="predict")
-def main(cfg: DictConfig) -> None:
+def run(cfg: DictConfig) -> None:
     with user_errors():
         predict_inputs(cfg, Path(HydraConfig.get().runtime.output_dir))

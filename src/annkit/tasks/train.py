@@ -21,7 +21,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -29,13 +28,14 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from annkit import __version__
 from annkit.advice import LossTrend, divergence_advice, diverged_text, go_on_note, result_warnings
 from annkit.checkpoint import Checkpoint, Checkpointer, atomic_write_bytes, load_strict, peek
 from annkit import distributed
 from annkit.commands import command, override
-from annkit.config import portable, validate
+from annkit.config import path_values, validate
 from annkit.dashboard import Dashboard, hparam_values, model_markdown, table_plane
 from annkit.distributed import World, world_from_env
 from annkit.data import Batcher, Data, load_data
@@ -45,14 +45,16 @@ from annkit.head import Head, check_task_and_loss
 from annkit.loop import EarlyStopping, FitState, Penalty, evaluate, fit, train_step
 from annkit.losses import balanced_class_weights, penalized_weights, sample_weights, weight_penalty
 from annkit.memory import check_fits, optimizer_slots, planned_inputs, widths_of
-from annkit.metrics import TASK_METRICS, scalars
+from annkit.metrics import scalars
 from annkit.models import ACTIVATIONS, MLP, ZERO_GRADIENT, activation_name, count_params, summarize
 from annkit.overrides import key_of, rewritten
 from annkit.resume import open_resume, resumed_config
 from annkit.resume import prepare_argv as resume_argv
 from annkit.rundir import protect
+from annkit.schema import TASK_METRICS
+from annkit.sweeps import objective
 from annkit.runtime import (
-    StopSignals, autocast_dtype, generator, parallel_jobs, resolve_device, rng_state, seed_everything, set_rng_state, set_threads,
+    StopSignals, autocast_dtype, generator, parallel_jobs, resolve_device, rng_state, seed_everything, set_rng_state, Threads,
 )
 from annkit.tracking import ConsoleReporter, TensorBoardLogger, confusion_markdown, flatten, shown
 
@@ -65,10 +67,12 @@ def build_scheduler(
     annkit passes the length of the schedule: ``total_steps`` (OneCycleLR) or ``T_max``
     (CosineAnnealingLR) = epochs × steps per epoch, or epochs when ``interval=epoch``. With
     several parameter groups (``optimizer.head_lr_mult``), OneCycleLR's max_lr becomes one per
-    group, scaled by each group's ``lr_mult``.
+    group, scaled by each group's ``lr_mult``. A one-cycle schedule too short to warm up is refused, or,
+    with ``if_too_short: constant`` (scheduler=auto), left out: the run trains at a constant lr.
     """
     spec = dict(spec)
     interval = spec.pop("interval")
+    too_short = spec.pop("if_too_short", "refuse")
     if spec.get("_target_") is None:
         return None, interval
     length = epochs * steps_per_epoch if interval == "step" else epochs
@@ -82,14 +86,16 @@ def build_scheduler(
             filled["max_lr"] = [peak * g.get("lr_mult", 1.0) for g in optimizer.param_groups]
         # torch's one-cycle needs a warm-up phase of ≥ 1 whole step: pct_start·total ≥ 2, else it divides by 0
         pct = spec.get("pct_start", params["pct_start"].default)
+        if pct * length < 2 and too_short == "constant":
+            return None, interval  # scheduler=auto: a constant lr (the header says why)
         if pct * length < 2:
             unit = "steps" if interval == "step" else "epochs"
             raise AnnkitError(
                 f"scheduler=onecycle cannot warm up over this run: pct_start {pct:g} × {length} {unit} = "
                 f"{pct * length:g}, and it needs at least 2 (one whole warm-up step). The run has {epochs} "
                 f"epoch(s) of {steps_per_epoch} batch(es). Train longer (trainer.epochs, dataset.limit_train), "
-                f"use smaller batches (trainer.batch_size), raise scheduler.pct_start, or use scheduler=none "
-                f"or scheduler=cosine."
+                f"use smaller batches (trainer.batch_size), raise scheduler.pct_start, or use scheduler=auto (a "
+                f"constant lr for runs this short), scheduler=none or scheduler=cosine."
             )
     return instantiate(spec, _convert_="all")(optimizer, **filled), interval
 
@@ -210,6 +216,7 @@ class Setup:
     train_batches: Batcher
     val_batches: Batcher
     test_batches: Batcher
+    threads: Threads | None = None  # torch's CPU threads (and their governor under trainer.threads=auto)
     init: InitReport | None = None  # what model.init_from loaded
     frozen: list[int] = field(default_factory=list)  # dense layers kept fixed (model.freeze)
 
@@ -246,7 +253,7 @@ def build(resolved: dict[str, Any], *, load_init: bool = True, jobs: int = 1, wo
     run loads its own weights); ``jobs``: the sweep jobs running at once (they share the cores);
     ``world``: under torchrun, this rank's place (its device, its shard of the training batches)."""
     t, d, m, lc = resolved["trainer"], resolved["dataset"], resolved["model"], resolved["loss"]
-    set_threads(t["threads"], world.local_size if world is not None else jobs)
+    threads = Threads(t["threads"], world.local_size if world is not None else jobs)
     device = resolve_device(t["device"])
     if world is not None:
         device = distributed.init(world, device)
@@ -258,6 +265,8 @@ def build(resolved: dict[str, Any], *, load_init: bool = True, jobs: int = 1, wo
     rng = generator(device, t["seed"] + 1)  # shuffling and augmentation; dropout and init use torch's global stream
 
     data = load_data(d, seed=t["seed"], device=device, generator=rng)
+    if world is None:
+        threads.settle()  # trainer.threads=auto: the cores other processes left free while the data loaded
     output = check_task_and_loss(data.task, data.num_classes, lc["name"], m["output_activation"], d["name"])
     own = {k: v for k, v in lc.items() if k in ("label_smoothing", "pos_weight")}  # the keys only ce / bce have
     head = Head(data.task, data.names, lc["name"], output, device=device, **own)
@@ -298,7 +307,7 @@ def build(resolved: dict[str, Any], *, load_init: bool = True, jobs: int = 1, wo
                               shuffle=True, generator=rng, shard=(world.rank, world.size) if world else None),
         val_batches=Batcher(data.val.x, data.val.y, t["eval_batch_size"]),
         test_batches=Batcher(data.test.x, data.test.y, t["eval_batch_size"]),
-        init=init, frozen=frozen,
+        init=init, frozen=frozen, threads=threads,
     )
 
 
@@ -323,8 +332,11 @@ def facts(setup: Setup, run_dir: Path, *, optim: str, schedule: str) -> list[tup
         ("loss", describe_loss(lc, head, setup.class_weights, data.train.w is not None)),
         ("optim", optim),
         ("schedule", schedule),
+        *([("stopping", f"early stopping: after {t['early_stopping']['patience']} epoch(s) without an improvement of "
+                        f"{t['early_stopping']['metric']} by more than {t['early_stopping']['min_delta']:g}")]
+          if t["early_stopping"]["patience"] is not None else []),
         ("device", f"{setup.device} · {'bf16 autocast' if setup.amp else 'fp32'}{' · torch.compile' if t['compile'] else ''} · torch {torch.__version__} · "
-                   f"{torch.get_num_threads()} threads · seed {t['seed']}"),
+                   f"{setup.threads.describe() if setup.threads else f'{torch.get_num_threads()} threads'} · seed {t['seed']}"),
         ("run dir", shown(run_dir)),
     ]
 
@@ -377,7 +389,7 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None, overri
     (a joblib sweep), which sets torch's threads under ``trainer.threads=auto``."""
     started = time.perf_counter()
     resolved = validate(cfg)  # every key checked before any data is read
-    overrides = rewritten([o for o in overrides or [] if key_of(o) != "resume"], portable(resolved))  # paths absolute
+    overrides = rewritten([o for o in overrides or [] if key_of(o) != "resume"], path_values(resolved))  # paths absolute
     world = world_from_env()
     if world is not None:
         check_distributed(resolved, world)
@@ -444,6 +456,9 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
 
     params, trainable = count_params(model)
     sched_name = "constant lr" if scheduler is None else f"{type(scheduler).__name__} (per {interval})"
+    if scheduler is None and resolved["scheduler"]["_target_"] is not None:
+        sched_name += (f" (scheduler=auto: {t['epochs'] * len(train_batches)} steps are too few to warm up a one-cycle "
+                       f"schedule; scheduler=onecycle insists)")
     if isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
         sched_name += f" to max_lr {resolved['scheduler']['max_lr']:g}"
     every = t["print_every"] if t["print_every"] != "auto" else max(1, math.ceil(t["epochs"] / 50))
@@ -474,6 +489,11 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
                         f"model.init_from): they act as a fixed random feature map.")
     if found is not None:
         warnings += [f"lr-find: {text}" for text in found.problems().values()]
+    empty = [name for name, n in zip(data.names, setup.train_counts) if n == 0]
+    if empty:
+        warnings.append(f"{len(empty)} class(es) have no training samples ({', '.join(empty)}): the network can never learn "
+                        f"to predict them, and their validation recall stays 0. Check dataset.class_fraction, "
+                        f"dataset.limit_train and the data itself.")
     for note in warnings:
         reporter.warn(note)
     if ckpt is None and tensorboard is not None:
@@ -516,6 +536,9 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
     # saved first, announced last: a row on screen means its checkpoint is on disk; other ranks: no hooks
     trend = LossTrend()  # the loss by lr, for the advice after a divergence
     hooks = [checkpointer, tensorboard, dashboard, reporter, trend] if tensorboard is not None and dashboard is not None else [trend]
+    if setup.threads is not None and setup.threads.governed and world is None:
+        setup.threads.notify = lambda text: reporter.print(Text(text, style="dim"))
+        hooks.append(setup.threads)
     ddp: dict[str, Any] = {}
     step_module: torch.nn.Module = model
     if world is not None:  # torchrun: steps through DDP (gradients all-reduced), sums and buffers shared
@@ -570,6 +593,7 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
         "samples_per_s": result.samples_seen / result.train_seconds,
         "device": str(setup.device),
         "threads": torch.get_num_threads(),
+        **({"thread_changes": setup.threads.changes} if setup.threads is not None and setup.threads.changes else {}),
         "compiled": t["compile"],
         "pid": os.getpid(),
         "started_at": time.time() - (time.perf_counter() - started),  # this process's part (unix time)
@@ -663,14 +687,7 @@ def prepare_argv(args: list[str]) -> list[str]:
     return distributed.rank_argv(resume_argv(args))
 
 
-def objective(metrics: dict[str, Any]) -> float:
-    """What a sweeper maximises: the validation accuracy of the kept (best) epoch, R² for
-    regression — higher is better for every task, so ``direction: maximize`` always fits."""
-    return float(metrics["val"]["r2" if metrics["task"] == "regression" else "accuracy"])
-
-
-@hydra.main(version_base=None, config_path="pkg://annkit.configs", config_name="train")
-def main(cfg: DictConfig) -> float:
+def run(cfg: DictConfig) -> float:
     """One run; returns its :func:`objective`, which Hydra's sweepers (Optuna) read. In a sweep, a
     run whose loss diverged returns NaN (Optuna records a failed trial) and the sweep goes on."""
     hc = HydraConfig.get()
