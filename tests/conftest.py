@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -74,12 +78,64 @@ os.environ.setdefault("ANNKIT_TEST_OUTPUTS", str(Path(tempfile.gettempdir()) / f
 OUTPUTS_DIR = Path(os.environ["ANNKIT_TEST_OUTPUTS"])
 
 
-def run_annkit(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+# what a forked child cannot change: how the interpreter, the locale and the preloaded libraries started
+_STARTUP_VARIABLES = ("PYTHON", "LC_", "LANG", "OMP_", "MKL_", "KMP_", "CUDA", "TORCH", "PYTORCH", "MPL", "MATPLOTLIB")
+
+
+class CliServer:
+    """tests/cli_server.py in this pytest process: `annkit` runs forked from a process that imported torch & co once."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> subprocess.Popen:
+        if self.proc is None or self.proc.poll() is not None:
+            env = {**os.environ, **OFFLINE_ENV}
+            env.pop("HYDRA_FULL_ERROR", None)
+            self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("cli_server.py"))], env=env,
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+            assert json.loads(self.proc.stdout.readline()) == {"ready": True}
+        return self.proc
+
+    def run(self, argv: list[str], cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+        server = self.start()
+        with tempfile.TemporaryDirectory() as scratch:
+            out, err = Path(scratch, "stdout"), Path(scratch, "stderr")
+            request = {"argv": argv, "cwd": str(cwd), "env": env, "stdout": str(out), "stderr": str(err)}
+            server.stdin.write(json.dumps(request) + "\n")
+            server.stdin.flush()
+            pid = json.loads(server.stdout.readline())["pid"]
+            killer = threading.Timer(timeout, os.kill, (pid, signal.SIGKILL))
+            killer.start()
+            rc = json.loads(server.stdout.readline())["rc"]
+            killer.cancel()
+            if killer.finished.is_set() and rc == -signal.SIGKILL:
+                raise subprocess.TimeoutExpired(argv, timeout, out.read_text(), err.read_text())
+            return subprocess.CompletedProcess(argv, rc, out.read_text(), err.read_text())
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+
+
+CLI_SERVER = CliServer()
+atexit.register(CLI_SERVER.stop)
+
+
+def run_annkit(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300,
+               fresh: bool = False) -> subprocess.CompletedProcess:
+    """`annkit <args>` in its own process, as a user runs it. Forked from tests/cli_server.py (imports done once)
+    unless ``fresh`` or ``env`` sets a variable that only a fresh interpreter reads (_STARTUP_VARIABLES)."""
     inherited = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     full_env = {**inherited, **OFFLINE_ENV, "COLUMNS": "200", **(env or {})}
-    proc = subprocess.run(
-        [*annkit_command(), *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
-    )
+    fresh = fresh or any(k.startswith(_STARTUP_VARIABLES) for k in (env or {}))
+    if fresh:
+        proc = subprocess.run(
+            [*annkit_command(), *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+        )
+    else:
+        proc = CLI_SERVER.run([str(Path(sys.executable).with_name("annkit")), *args], cwd, full_env, timeout)
     OUTPUTS.append(proc.stdout + proc.stderr)
     OUTPUTS_DIR.mkdir(exist_ok=True)
     (OUTPUTS_DIR / f"{os.getpid()}-{len(OUTPUTS)}.txt").write_text(OUTPUTS[-1])
