@@ -45,8 +45,8 @@ from rich.console import Console
 from rich.table import Table
 
 from annkit.data import Batcher, split_train_val
-from annkit.data.images import load_image_data
 from annkit.data.idx import read_bytes
+from annkit.data.images import load_image_data
 from annkit.data.sources import FILES, locate
 from annkit.head import Head
 from annkit.loop import fit
@@ -71,11 +71,20 @@ def sync(device: torch.device) -> None:
 
 def bench_annkit(data, bs: int, epochs: int, device: torch.device) -> float:
     model, opt = make_model(device)
-    batches = Batcher(data.train.x, data.train.y, bs, shuffle=True, generator=torch.Generator(device=device).manual_seed(SEED))
+    batches = Batcher(
+        data.train.x, data.train.y, bs, shuffle=True, generator=torch.Generator(device=device).manual_seed(SEED)
+    )
     val = Batcher(data.val.x[:bs], data.val.y[:bs], bs)  # fit validates each epoch; keep it tiny (not timed anyway)
     head = Head("classification", data.names, "ce", "softmax", device=device)
     result = fit(
-        model, opt, batches, val, head=head, epochs=epochs + 1, prepare=data.prepare, log_every=50,
+        model,
+        opt,
+        batches,
+        val,
+        head=head,
+        epochs=epochs + 1,
+        prepare=data.prepare,
+        log_every=50,
     )
     # fit times each epoch's training pass itself (ending with its host read of the sums)
     return sum(row["train_s"] for row in result.history[1:]) / epochs
@@ -95,8 +104,13 @@ def bench_logging(root: str, epochs: int, device: str) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as run_dir:
         m = train(cfg, Path(run_dir), console=Console(file=io.StringIO()))
     epoch_s = sum(row["epoch_s"] for row in m["history"])
-    return {"epochs": epochs, "epoch_s": epoch_s / epochs, "logging_s": m["logging_s"] / epochs,
-            "share": m["logging_s"] / epoch_s, "test_accuracy": m["test"]["accuracy"]}
+    return {
+        "epochs": epochs,
+        "epoch_s": epoch_s / epochs,
+        "logging_s": m["logging_s"] / epochs,
+        "share": m["logging_s"] / epoch_s,
+        "test_accuracy": m["test"]["accuracy"],
+    }
 
 
 def bench_ddp(root: str, epochs: int, device: str) -> list[dict[str, float]]:
@@ -107,15 +121,36 @@ def bench_ddp(root: str, epochs: int, device: str) -> list[dict[str, float]]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for procs in (1, 2):
-            launcher = (["torch.distributed.run", "--standalone", f"--nproc-per-node={procs}", "-m", "annkit"]
-                        if procs > 1 else ["annkit"])
+            launcher = (
+                ["torch.distributed.run", "--standalone", f"--nproc-per-node={procs}", "-m", "annkit"]
+                if procs > 1
+                else ["annkit"]
+            )
             run = Path(tmp) / f"p{procs}"
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", *launcher, "train", f"trainer.epochs={epochs}", f"dataset.root={root}",
-                            f"trainer.device={device}", f"hydra.run.dir={run}"], check=True, capture_output=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    *launcher,
+                    "train",
+                    f"trainer.epochs={epochs}",
+                    f"dataset.root={root}",
+                    f"trainer.device={device}",
+                    f"hydra.run.dir={run}",
+                ],
+                check=True,
+                capture_output=True,
+            )
             m = json.loads((run / "metrics.json").read_text())
-            rows.append({"processes": procs, "epoch_s": sum(r["epoch_s"] for r in m["history"]) / epochs,
-                         "wall_s": time.perf_counter() - started, "test_accuracy": m["test"]["accuracy"]})
+            rows.append(
+                {
+                    "processes": procs,
+                    "epoch_s": sum(r["epoch_s"] for r in m["history"]) / epochs,
+                    "wall_s": time.perf_counter() - started,
+                    "test_accuracy": m["test"]["accuracy"],
+                }
+            )
     return rows
 
 
@@ -132,10 +167,22 @@ def bench_concurrent(root: str, epochs: int, device: str) -> list[dict[str, obje
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+
         def command(run: str, threads: str) -> list[str]:
-            return [sys.executable, "-m", "annkit", "train", f"trainer.epochs={epochs}", "dataset.limit_train=20000",
-                    f"dataset.root={root}", f"trainer.device={device}", f"trainer.threads={threads}", "logger.confusion=false",
-                    "logger.images_every=0", f"hydra.run.dir={Path(tmp) / run}"]
+            return [
+                sys.executable,
+                "-m",
+                "annkit",
+                "train",
+                f"trainer.epochs={epochs}",
+                "dataset.limit_train=20000",
+                f"dataset.root={root}",
+                f"trainer.device={device}",
+                f"trainer.threads={threads}",
+                "logger.confusion=false",
+                "logger.images_every=0",
+                f"hydra.run.dir={Path(tmp) / run}",
+            ]
 
         def speed(run: str) -> tuple[float, int]:
             m = json.loads((Path(tmp) / run / "metrics.json").read_text())
@@ -144,14 +191,25 @@ def bench_concurrent(root: str, epochs: int, device: str) -> list[dict[str, obje
         for label, threads in ((f"{cores()} (every core: the old auto)", str(cores())), ("auto", "auto")):
             key = threads.replace(" ", "")
             subprocess.run(command(f"solo{key}", threads), check=True, capture_output=True, env=env)
-            pair = [subprocess.Popen(command(f"{name}{key}", threads), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-                    for name in ("a", "b")]
+            pair = [
+                subprocess.Popen(
+                    command(f"{name}{key}", threads), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+                )
+                for name in ("a", "b")
+            ]
             if any(proc.wait() for proc in pair):
                 raise RuntimeError("a concurrent run failed")
             solo, _ = speed(f"solo{key}")
             both = [speed(f"{name}{key}") for name in ("a", "b")]
-            rows.append({"threads": label, "solo": solo, "pair": [v for v, _ in both], "pair_threads": [n for _, n in both],
-                         "kept": [v / solo for v, _ in both]})
+            rows.append(
+                {
+                    "threads": label,
+                    "solo": solo,
+                    "pair": [v for v, _ in both],
+                    "pair_threads": [n for _, n in both],
+                    "kept": [v / solo for v, _ in both],
+                }
+            )
     return rows
 
 
@@ -234,14 +292,31 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="*", default=[64, 256], help="none: skip the loop comparison")
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per loop (after one warm-up epoch)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
-    parser.add_argument("--root", default=None, help="folder with the Fashion-MNIST IDX files (default: annkit's search)")
+    parser.add_argument(
+        "--root", default=None, help="folder with the Fashion-MNIST IDX files (default: annkit's search)"
+    )
     parser.add_argument("--skip-dataloader", action="store_true", help="leave out the two (slow) DataLoader loops")
-    parser.add_argument("--logging", type=int, default=0, metavar="EPOCHS",
-                        help="also run the default recipe for EPOCHS epochs and report its TensorBoard logging cost")
-    parser.add_argument("--ddp", type=int, default=0, metavar="EPOCHS",
-                        help="also run the default recipe for EPOCHS epochs in 1 process and in 2 (torchrun, DDP)")
-    parser.add_argument("--concurrent", type=int, default=0, metavar="EPOCHS",
-                        help="also run annkit train alone and two at once (threads fixed, then auto): samples/s kept")
+    parser.add_argument(
+        "--logging",
+        type=int,
+        default=0,
+        metavar="EPOCHS",
+        help="also run the default recipe for EPOCHS epochs and report its TensorBoard logging cost",
+    )
+    parser.add_argument(
+        "--ddp",
+        type=int,
+        default=0,
+        metavar="EPOCHS",
+        help="also run the default recipe for EPOCHS epochs in 1 process and in 2 (torchrun, DDP)",
+    )
+    parser.add_argument(
+        "--concurrent",
+        type=int,
+        default=0,
+        metavar="EPOCHS",
+        help="also run annkit train alone and two at once (threads fixed, then auto): samples/s kept",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
 
@@ -251,12 +326,24 @@ def main() -> None:
     files = locate("fashion_mnist", args.root, search, allow_download=False)
     root = str(files["train_images"].parent)
     data = load_image_data(
-        "fashion_mnist", root=root, search=[], download=False, verify=True, val_size=5000,
-        limit_train=None, augment={"hflip": False, "shift": 0}, seed=SEED, device=device,
+        "fashion_mnist",
+        root=root,
+        search=[],
+        download=False,
+        verify=True,
+        val_size=5000,
+        limit_train=None,
+        augment={"hflip": False, "shift": 0},
+        seed=SEED,
+        device=device,
     )
     n_train_file = len(data.train) + len(data.val)
     train_idx = split_train_val(n_train_file, len(data.val), SEED)[0].tolist()  # annkit's training split
-    hw = f"{cpu_name()}, {torch.get_num_threads()} threads" if device.type == "cpu" else torch.cuda.get_device_name(device)
+    hw = (
+        f"{cpu_name()}, {torch.get_num_threads()} threads"
+        if device.type == "cpu"
+        else torch.cuda.get_device_name(device)
+    )
     console.print(
         f"[bold]annkit bench[/] · Fashion-MNIST train split {len(data.train):,} images · MLP 784-512-512-10 ReLU · "
         f"SGD lr {LR} · {args.epochs} timed epoch(s) after 1 warm-up\n"
@@ -271,13 +358,31 @@ def main() -> None:
             row["annkit_s"] = bench_annkit(data, bs, args.epochs, device)
             if not args.skip_dataloader:
                 row["quickstart_s"] = bench_dataloader(raw_root, train_idx, None, bs, args.epochs, device)
-                row["normalised_s"] = bench_dataloader(raw_root, train_idx, (data.preprocessing["mean"], data.preprocessing["std"]), bs, args.epochs, device)
+                row["normalised_s"] = bench_dataloader(
+                    raw_root,
+                    train_idx,
+                    (data.preprocessing["mean"], data.preprocessing["std"]),
+                    bs,
+                    args.epochs,
+                    device,
+                )
             results.append(row)
-            console.print(f"  batch {bs}: " + ", ".join(f"{k[:-2]} {v:.2f} s/epoch" for k, v in row.items() if k.endswith("_s")))
+            console.print(
+                f"  batch {bs}: " + ", ".join(f"{k[:-2]} {v:.2f} s/epoch" for k, v in row.items() if k.endswith("_s"))
+            )
 
     table = Table(title="s/epoch (lower is better) and ratios", header_style="bold")
-    for col in ("batch", "annkit", "preloaded", "quickstart", "normalised",
-                "annkit ÷ preloaded", "quickstart ÷ annkit", "normalised ÷ annkit", "quickstart ÷ preloaded"):
+    for col in (
+        "batch",
+        "annkit",
+        "preloaded",
+        "quickstart",
+        "normalised",
+        "annkit ÷ preloaded",
+        "quickstart ÷ annkit",
+        "normalised ÷ annkit",
+        "quickstart ÷ preloaded",
+    ):
         table.add_column(col, justify="right")
     for r in results:
         r["annkit_over_preloaded"] = r["annkit_s"] / r["preloaded_s"]
@@ -290,7 +395,10 @@ def main() -> None:
         else:
             cells += ["–", "–"]
         cells.append(f"{r['annkit_over_preloaded']:.2f}×")
-        cells += [f"{r[k]:.1f}×" if k in r else "–" for k in ("quickstart_over_annkit", "normalised_over_annkit", "quickstart_over_preloaded")]
+        cells += [
+            f"{r[k]:.1f}×" if k in r else "–"
+            for k in ("quickstart_over_annkit", "normalised_over_annkit", "quickstart_over_preloaded")
+        ]
         table.add_row(*cells)
     if results:
         console.print(table)
@@ -305,26 +413,43 @@ def main() -> None:
     ddp = None
     if args.ddp:
         ddp = bench_ddp(root, args.ddp, str(device))
-        table = Table(title=f"default recipe, {args.ddp} epochs: 1 process against 2 (torchrun, DDP)", header_style="bold")
+        table = Table(
+            title=f"default recipe, {args.ddp} epochs: 1 process against 2 (torchrun, DDP)", header_style="bold"
+        )
         for col in ("processes", "s/epoch", "wall", "test accuracy"):
             table.add_column(col, justify="right")
         for r in ddp:
-            table.add_row(str(r["processes"]), f"{r['epoch_s']:.2f}", f"{r['wall_s']:.1f} s", f"{r['test_accuracy']:.2%}")
+            table.add_row(
+                str(r["processes"]), f"{r['epoch_s']:.2f}", f"{r['wall_s']:.1f} s", f"{r['test_accuracy']:.2%}"
+            )
         console.print(table)
-        console.print(f"test accuracy, 2 processes − 1: {(ddp[1]['test_accuracy'] - ddp[0]['test_accuracy']) * 100:+.2f} pp")
+        console.print(
+            f"test accuracy, 2 processes − 1: {(ddp[1]['test_accuracy'] - ddp[0]['test_accuracy']) * 100:+.2f} pp"
+        )
     concurrent = None
     if args.concurrent:
         concurrent = bench_concurrent(root, args.concurrent, str(device))
-        table = Table(title=f"annkit train alone and two at once ({args.concurrent} epochs of 20,000 images)", header_style="bold")
+        table = Table(
+            title=f"annkit train alone and two at once ({args.concurrent} epochs of 20,000 images)", header_style="bold"
+        )
         for col in ("trainer.threads", "alone", "two at once (each)", "threads chosen", "share of solo kept"):
             table.add_column(col, justify="right")
         for r in concurrent:
-            table.add_row(r["threads"], f"{r['solo']:,.0f} samples/s", " · ".join(f"{v:,.0f}" for v in r["pair"]),
-                          " · ".join(map(str, r["pair_threads"])), " · ".join(f"{k:.0%}" for k in r["kept"]))
+            table.add_row(
+                r["threads"],
+                f"{r['solo']:,.0f} samples/s",
+                " · ".join(f"{v:,.0f}" for v in r["pair"]),
+                " · ".join(map(str, r["pair_threads"])),
+                " · ".join(f"{k:.0%}" for k in r["kept"]),
+            )
         console.print(table)
     if args.json:
         meta = {"device": str(device), "hardware": hw, "torch": torch.__version__, "epochs": args.epochs}
-        args.json.write_text(json.dumps({"meta": meta, "results": results, "logging": logging, "ddp": ddp, "concurrent": concurrent}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {"meta": meta, "results": results, "logging": logging, "ddp": ddp, "concurrent": concurrent}, indent=2
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -53,13 +53,25 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 epoch on 10,000 images and a half-decade grid")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--optimizers", nargs="+", default=list(OPTIMIZERS))
-    parser.add_argument("--schedule", choices=["none", "onecycle"], default="onecycle",
-                        help="none: constant lr; onecycle: annkit's default schedule peaking at the lr")
+    parser.add_argument(
+        "--schedule",
+        choices=["none", "onecycle"],
+        default="onecycle",
+        help="none: constant lr; onecycle: annkit's default schedule peaking at the lr",
+    )
     parser.add_argument("--grid-only", action="store_true", help="only the grid (the finder ignores the schedule)")
-    parser.add_argument("--grid-from", type=Path, default=None,
-                        help="reuse the grid of an earlier results.json (same schedule and epochs) instead of training it again")
-    parser.add_argument("--default-run-s", type=float, default=None,
-                        help="the default recipe's wall time on this machine (README); the finder's share is printed")
+    parser.add_argument(
+        "--grid-from",
+        type=Path,
+        default=None,
+        help="reuse the grid of an earlier results.json (same schedule and epochs) instead of training it again",
+    )
+    parser.add_argument(
+        "--default-run-s",
+        type=float,
+        default=None,
+        help="the default recipe's wall time on this machine (README); the finder's share is printed",
+    )
     args = parser.parse_args()
     epochs = 1 if args.quick else 3
     common = [f"scheduler={args.schedule}", f"trainer.epochs={epochs}", "trainer.device=cpu"]
@@ -77,11 +89,18 @@ def main() -> None:
         for seed in range(0 if args.grid_only else args.seeds):
             cfg = compose_cfg("lr_find", [*opt_overrides, *common, f"trainer.seed={seed}"])  # init, shuffle, dropout
             found = lr_find(cfg, out / name / f"finder_seed{seed}", console=quiet)
-            res["finder"].append({
-                "seed": seed, "suggestion": found.suggestion, "band": found.band, "rules": found.rules,
-                "diagnostics": list(found.diagnostics), "seconds": found.seconds,
-                "lrs": found.sweeps[0].lrs, "losses": found.sweeps[0].losses,
-            })
+            res["finder"].append(
+                {
+                    "seed": seed,
+                    "suggestion": found.suggestion,
+                    "band": found.band,
+                    "rules": found.rules,
+                    "diagnostics": list(found.diagnostics),
+                    "seconds": found.seconds,
+                    "lrs": found.sweeps[0].lrs,
+                    "losses": found.sweeps[0].losses,
+                }
+            )
             console.print(f"{name} finder seed {seed}: {found.describe()} ({found.seconds:.1f} s)")
         if args.grid_from is not None:
             res["grid"] = json.loads(args.grid_from.read_text())[name]["grid"]
@@ -91,7 +110,9 @@ def main() -> None:
             lr = 10**exponent
             cfg = compose_cfg("train", [*opt_overrides, *common, f"optimizer.lr={lr:.6g}"])
             metrics = train(cfg, out / name / f"grid_{exponent:+.2f}", console=quiet)
-            res["grid"].append({"lr": lr, "test_accuracy": metrics["test"]["accuracy"], "val_accuracy": metrics["val"]["accuracy"]})
+            res["grid"].append(
+                {"lr": lr, "test_accuracy": metrics["test"]["accuracy"], "val_accuracy": metrics["val"]["accuracy"]}
+            )
             console.print(f"{name} lr {lr:.3g}: test {metrics['test']['accuracy']:.2%}")
             out.mkdir(parents=True, exist_ok=True)
             (out / "results.json").write_text(json.dumps({**results, name: res}, indent=1))
@@ -104,8 +125,12 @@ def main() -> None:
         res["spread_decades"] = max(logs) - min(logs)
         cfg = compose_cfg("train", [*opt_overrides, *common, f"optimizer.lr={res['median']:.6g}"])
         metrics = train(cfg, out / name / "at_suggestion", console=quiet)
-        res["at_suggestion"] = {"lr": res["median"], "test_accuracy": metrics["test"]["accuracy"],
-                                "val_accuracy": metrics["val"]["accuracy"], "train_s": metrics["train_s"]}
+        res["at_suggestion"] = {
+            "lr": res["median"],
+            "test_accuracy": metrics["test"]["accuracy"],
+            "val_accuracy": metrics["val"]["accuracy"],
+            "train_s": metrics["train_s"],
+        }
         best = max(res["grid"], key=lambda g: g["test_accuracy"])
         res["best_grid"] = best
         res["gap_pp"] = 100 * (best["test_accuracy"] - res["at_suggestion"]["test_accuracy"])
@@ -118,19 +143,36 @@ def main() -> None:
         return
     sched = "one-cycle to the lr" if args.schedule == "onecycle" else "constant lr"
     table = Table(title=f"LR finder vs a quarter-decade grid · {epochs} epoch(s), {sched} · Fashion-MNIST, default MLP")
-    for col in ("optimizer", "best grid lr", "its test acc", "suggestion (median of seeds)", "spread", "test acc at it",
-                "gap", "finder s/sweep"):
+    for col in (
+        "optimizer",
+        "best grid lr",
+        "its test acc",
+        "suggestion (median of seeds)",
+        "spread",
+        "test acc at it",
+        "gap",
+        "finder s/sweep",
+    ):
         table.add_column(col, justify="right")
     for name, res in results.items():
         seconds = statistics.median(f["seconds"] for f in res["finder"])
-        table.add_row(name, f"{res['best_grid']['lr']:.3g}", f"{res['best_grid']['test_accuracy']:.2%}",
-                      f"{res['median']:.3g}", f"{res['spread_decades']:.2f} dec", f"{res['at_suggestion']['test_accuracy']:.2%}",
-                      f"{res['gap_pp']:.2f} pp", f"{seconds:.1f}")
+        table.add_row(
+            name,
+            f"{res['best_grid']['lr']:.3g}",
+            f"{res['best_grid']['test_accuracy']:.2%}",
+            f"{res['median']:.3g}",
+            f"{res['spread_decades']:.2f} dec",
+            f"{res['at_suggestion']['test_accuracy']:.2%}",
+            f"{res['gap_pp']:.2f} pp",
+            f"{seconds:.1f}",
+        )
     console.print(table)
     if args.default_run_s:
         for name, res in results.items():
             seconds = statistics.median(f["seconds"] for f in res["finder"])
-            console.print(f"{name}: one sweep = {seconds / args.default_run_s:.1%} of the default run ({args.default_run_s:.0f} s)")
+            console.print(
+                f"{name}: one sweep = {seconds / args.default_run_s:.1%} of the default run ({args.default_run_s:.0f} s)"
+            )
     console.print(f"results: {out / 'results.json'}")
 
 

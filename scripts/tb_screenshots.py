@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -139,13 +140,19 @@ def size_arg(text: str) -> tuple[int, int]:
 
 def run_sweep(sweep: Path, epochs: int | None) -> float:
     """``annkit train -m experiment=spiral_activations`` into ``sweep``; returns its wall time."""
-    cmd = [*tool("annkit", "annkit"), "train", "-m", f"experiment={EXPERIMENT}",
-           f"hydra.sweep.dir={sweep}", f"hydra.sweep.subdir={SUBDIR}"]
+    cmd = [
+        *tool("annkit", "annkit"),
+        "train",
+        "-m",
+        f"experiment={EXPERIMENT}",
+        f"hydra.sweep.dir={sweep}",
+        f"hydra.sweep.subdir={SUBDIR}",
+    ]
     if epochs is not None:
         cmd.append(f"trainer.epochs={epochs}")
     sweep.mkdir(parents=True, exist_ok=True)
     log = sweep / "sweep.log"
-    shown = cmd[cmd.index("train"):]
+    shown = cmd[cmd.index("train") :]
     console.print(f"[bold]sweep[/]    annkit {' '.join(shown)}")
     start = time.perf_counter()
     with console.status("training relu and tanh …"), log.open("w") as out:
@@ -187,13 +194,28 @@ def get_json(url: str, body: dict | None = None, timeout: float = 5.0):
 
 def start_tensorboard(logdir: Path, port: int, log: Path) -> subprocess.Popen:
     # run from the logdir's parent with --logdir <its name>: the page then shows that name, not a temp path
-    cmd = [*tool("tensorboard", "tensorboard.main"), "--logdir", logdir.name, "--host", "127.0.0.1",
-           "--port", str(port), "--reload_interval", "2"]
+    cmd = [
+        *tool("tensorboard", "tensorboard.main"),
+        "--logdir",
+        logdir.name,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--reload_interval",
+        "2",
+    ]
     console.print(f"[bold]tensorboard[/] --logdir {logdir} --host 127.0.0.1 --port {port}")
     out = log.open("w")
     try:
-        return subprocess.Popen(cmd, cwd=logdir.parent, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(
+            cmd,
+            cwd=logdir.parent,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     finally:
         out.close()
 
@@ -218,7 +240,10 @@ def snapshot(base: str) -> dict:
     hparams = images = None
     if plugins.get("hparams", {}).get("enabled"):
         exp = get_json(f"{base}/data/plugin/hparams/experiment", {"experimentName": "", "hparamsLimit": 1000})
-        hparams = ([h["name"] for h in exp.get("hparamInfos", [])], [m["name"]["tag"] for m in exp.get("metricInfos", [])])
+        hparams = (
+            [h["name"] for h in exp.get("hparamInfos", [])],
+            [m["name"]["tag"] for m in exp.get("metricInfos", [])],
+        )
     if plugins.get("images", {}).get("enabled"):
         images = get_json(f"{base}/data/plugin/images/tags")
     return {"scalars": {run: sorted(tags) for run, tags in scalars.items()}, "hparams": hparams, "images": images}
@@ -257,28 +282,29 @@ def chromium_flags(size: tuple[int, int], profile: Path) -> list[str]:
 
 
 def noise_free(stderr: str) -> str:
-    keep = [l for l in stderr.splitlines() if l.strip() and "dbus" not in l and "unexpected operator" not in l]
+    keep = [
+        line
+        for line in stderr.splitlines()
+        if line.strip() and "dbus" not in line and "unexpected operator" not in line
+    ]
     return "\n".join(keep[-10:])
 
 
 def reap(proc: subprocess.Popen) -> None:
     """Chromium (started in its own session) and whatever of its process group is left."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(10)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 def screenshot(binary: str, url: str, png: Path, size: tuple[int, int], budget_ms: int, profile: Path) -> None:
     """One plain ``chromium --headless=new --screenshot`` call."""
     png.unlink(missing_ok=True)
     cmd = [binary, *chromium_flags(size, profile), f"--virtual-time-budget={budget_ms}", f"--screenshot={png}", url]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         _, stderr = proc.communicate(timeout=budget_ms / 1000 + 90)
     except subprocess.TimeoutExpired:
@@ -306,8 +332,12 @@ class DevTools:
         self._stderr = stderr_path.open("w")
         self.proc = subprocess.Popen(
             [binary, *chromium_flags(size, profile), "--remote-debugging-pipe", "about:blank"],
-            preexec_fn=fds, close_fds=False, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=self._stderr, start_new_session=True,
+            preexec_fn=fds,
+            close_fds=False,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
+            start_new_session=True,
         )
         os.close(to_child)
         os.close(from_child)
@@ -344,13 +374,17 @@ class DevTools:
         page = next(t for t in targets if t["type"] == "page")
         self.session = self.call("Target.attachToTarget", {"targetId": page["targetId"], "flatten": True})["sessionId"]
         w, h = self.size
-        self.call("Emulation.setDeviceMetricsOverride", {"width": w, "height": h, "deviceScaleFactor": 1, "mobile": False})
+        self.call(
+            "Emulation.setDeviceMetricsOverride", {"width": w, "height": h, "deviceScaleFactor": 1, "mobile": False}
+        )
         self.call("Page.navigate", {"url": url})
 
     def js(self, expression: str):
         res = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True})
         if "exceptionDetails" in res:
-            raise RuntimeError(f"page script: {res['exceptionDetails'].get('exception', {}).get('description', res['exceptionDetails'].get('text'))}")
+            raise RuntimeError(
+                f"page script: {res['exceptionDetails'].get('exception', {}).get('description', res['exceptionDetails'].get('text'))}"
+            )
         return res.get("result", {}).get("value")
 
     def until(self, expression: str, timeout: float, what: str):
@@ -377,16 +411,12 @@ class DevTools:
                 self.call("Browser.close", timeout=5)
         except (OSError, RuntimeError, TimeoutError):
             pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            pass
         reap(self.proc)
         for fd in (self._w, self._r):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         self._stderr.close()
 
 
@@ -441,8 +471,18 @@ HPARAMS_PARALLEL = """(() => {
 })()"""
 
 
-def hparams_shot(binary: str, base: str, runs: list[str], hparams: list[str], metrics: list[str],
-                 view: str, png: Path, size: tuple[int, int], profile: Path, timeout: float) -> dict:
+def hparams_shot(
+    binary: str,
+    base: str,
+    runs: list[str],
+    hparams: list[str],
+    metrics: list[str],
+    view: str,
+    png: Path,
+    size: tuple[int, int],
+    profile: Path,
+    timeout: float,
+) -> dict:
     """``#hparams`` with the chosen columns, in the table or the parallel coordinates view."""
     png.unlink(missing_ok=True)
     browser = DevTools(binary, size, profile, profile.parent / f"chromium-{view}.log")
@@ -465,28 +505,85 @@ def hparams_shot(binary: str, base: str, runs: list[str], hparams: list[str], me
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Needs Chromium: apt-get install -y chromium",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Needs Chromium: apt-get install -y chromium",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--sweep", type=Path, help="reuse this finished sweep folder (or any logdir) instead of training")
-    p.add_argument("--sweep-dir", type=Path, help="where the new sweep goes, kept (default: a temporary folder, removed at the end)")
-    p.add_argument("--keep", action="store_true", help="keep the new sweep: in outputs/tb_screenshots/<time>/ unless --sweep-dir")
-    p.add_argument("--epochs", type=int, help="override trainer.epochs (default: the experiment's own, 200: ~20 s for both jobs on 2 CPU cores)")
+    p.add_argument(
+        "--sweep-dir",
+        type=Path,
+        help="where the new sweep goes, kept (default: a temporary folder, removed at the end)",
+    )
+    p.add_argument(
+        "--keep", action="store_true", help="keep the new sweep: in outputs/tb_screenshots/<time>/ unless --sweep-dir"
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        help="override trainer.epochs (default: the experiment's own, 200: ~20 s for both jobs on 2 CPU cores)",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "docs", help="folder for the PNGs (default: docs/)")
     p.add_argument("--pages", default=",".join(PAGES), help=f"comma list of {', '.join(PAGES)} (default: all)")
     p.add_argument("--no-parallel", action="store_true", help="skip tensorboard_hparams_parallel.png")
     p.add_argument("--chromium", help="the Chromium binary (default: chromium or chromium-browser on PATH)")
     p.add_argument("--port", type=int, help="TensorBoard's port (default: a free one)")
     p.add_argument("--tag-filter", default=TAG_FILTER, help=f"Scalars tag regex (default: {TAG_FILTER})")
-    p.add_argument("--smoothing", type=float, default=0.0, help="Scalars smoothing weight, 0 to 0.999 (default: 0, the raw curves)")
-    p.add_argument("--images-filter", default=r"^(boundary|confusion/test)$", help="Images tag regex (default: the decision boundaries and test confusion matrices; \"\" = every image tag)")
-    p.add_argument("--hparams", help="comma list of HParams columns (default: the overrides that differ between the jobs)")
+    p.add_argument(
+        "--smoothing", type=float, default=0.0, help="Scalars smoothing weight, 0 to 0.999 (default: 0, the raw curves)"
+    )
+    p.add_argument(
+        "--images-filter",
+        default=r"^(boundary|confusion/test)$",
+        help='Images tag regex (default: the decision boundaries and test confusion matrices; "" = every image tag)',
+    )
+    p.add_argument(
+        "--hparams", help="comma list of HParams columns (default: the overrides that differ between the jobs)"
+    )
     p.add_argument("--metrics", default=METRICS, help=f"comma list of HParams metric columns (default: {METRICS})")
-    p.add_argument("--scalars-size", type=size_arg, default=(1280, 768), metavar="WxH", help="window of the Scalars shot (default: 1280x768)")
-    p.add_argument("--hparams-size", type=size_arg, default=(1400, 300), metavar="WxH", help="window of the HParams table shot (default: 1400x300)")
-    p.add_argument("--parallel-size", type=size_arg, default=(1280, 800), metavar="WxH", help="window of the parallel coordinates shot (default: 1280x800)")
-    p.add_argument("--images-size", type=size_arg, default=(1280, 900), metavar="WxH", help="window of the Images shot (default: 1280x900)")
-    p.add_argument("--budget", type=int, default=15000, metavar="MS", help="--virtual-time-budget of the plain shots in ms (default: 15000)")
-    p.add_argument("--timeout", type=float, default=120.0, metavar="S", help="how long to wait for TensorBoard and for each page (default: 120)")
+    p.add_argument(
+        "--scalars-size",
+        type=size_arg,
+        default=(1280, 768),
+        metavar="WxH",
+        help="window of the Scalars shot (default: 1280x768)",
+    )
+    p.add_argument(
+        "--hparams-size",
+        type=size_arg,
+        default=(1400, 300),
+        metavar="WxH",
+        help="window of the HParams table shot (default: 1400x300)",
+    )
+    p.add_argument(
+        "--parallel-size",
+        type=size_arg,
+        default=(1280, 800),
+        metavar="WxH",
+        help="window of the parallel coordinates shot (default: 1280x800)",
+    )
+    p.add_argument(
+        "--images-size",
+        type=size_arg,
+        default=(1280, 900),
+        metavar="WxH",
+        help="window of the Images shot (default: 1280x900)",
+    )
+    p.add_argument(
+        "--budget",
+        type=int,
+        default=15000,
+        metavar="MS",
+        help="--virtual-time-budget of the plain shots in ms (default: 15000)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="how long to wait for TensorBoard and for each page (default: 120)",
+    )
     args = p.parse_args(argv)
     args.pages = [x.strip() for x in args.pages.split(",") if x.strip()]
     if bad := [x for x in args.pages if x not in PAGES]:
@@ -509,7 +606,9 @@ def main(argv: list[str] | None = None) -> int:
     made_sweep = args.sweep is None
     ran = False  # the sweep was started (its folder is ours)
     if made_sweep:  # a temporary sweep lives in work/ and goes with it; a kept one elsewhere
-        default = ROOT / "outputs" / "tb_screenshots" / time.strftime("%Y-%m-%d_%H-%M-%S") if args.keep else work / EXPERIMENT
+        default = (
+            ROOT / "outputs" / "tb_screenshots" / time.strftime("%Y-%m-%d_%H-%M-%S") if args.keep else work / EXPERIMENT
+        )
         sweep = (args.sweep_dir or default).resolve()
     else:
         sweep = args.sweep.resolve()
@@ -537,8 +636,10 @@ def main(argv: list[str] | None = None) -> int:
         served = wait_for_runs(base, runs, tb, work / "tensorboard.log", args.timeout)
         ready_s = time.perf_counter() - start - (sweep_wall or 0)
         n_images = sum(len(t) for t in (served["images"] or {}).values())
-        console.print(f"           serving {len(runs)} runs after {ready_s:.1f} s · hparams "
-                      f"{'yes' if served['hparams'] else 'none'} · {n_images} image series")
+        console.print(
+            f"           serving {len(runs)} runs after {ready_s:.1f} s · hparams "
+            f"{'yes' if served['hparams'] else 'none'} · {n_images} image series"
+        )
 
         args.out.mkdir(parents=True, exist_ok=True)
         profile = work / "profile"
@@ -546,8 +647,10 @@ def main(argv: list[str] | None = None) -> int:
         for page in args.pages:
             t0 = time.perf_counter()
             if page == "scalars":
-                query = urllib.parse.urlencode({"tagFilter": args.tag_filter, "_smoothingWeight": f"{args.smoothing:g}"},
-                                                quote_via=urllib.parse.quote)
+                query = urllib.parse.urlencode(
+                    {"tagFilter": args.tag_filter, "_smoothingWeight": f"{args.smoothing:g}"},
+                    quote_via=urllib.parse.quote,
+                )
                 url = f"{base}/#scalars&{query}"
                 png = args.out / "tensorboard_scalars.png"
                 screenshot(binary, url, png, args.scalars_size, args.budget, profile)
@@ -569,19 +672,24 @@ def main(argv: list[str] | None = None) -> int:
                     views.append(("parallel", args.out / "tensorboard_hparams_parallel.png", args.parallel_size))
                 for view, png, size in views:
                     try:
-                        info = hparams_shot(binary, base, runs, hparams, metrics, view, png, size, profile,
-                                            min(args.timeout, 60.0))
+                        info = hparams_shot(
+                            binary, base, runs, hparams, metrics, view, png, size, profile, min(args.timeout, 60.0)
+                        )
                     except (OSError, RuntimeError, TimeoutError, StopIteration) as exc:
                         if view != "table":
                             console.print(f"[yellow]warning[/]  no parallel coordinates shot (DevTools pipe: {exc})")
                             continue
-                        console.print(f"[yellow]warning[/]  DevTools pipe: {exc}; plain screenshot of {url} "
-                                      "instead (TensorBoard's first five columns)")
+                        console.print(
+                            f"[yellow]warning[/]  DevTools pipe: {exc}; plain screenshot of {url} "
+                            "instead (TensorBoard's first five columns)"
+                        )
                         screenshot(binary, url, png, size, args.budget, profile)
                         made.append(("HParams", png, f"{url} (plain, default columns)"))
                         continue
                     cols = ", ".join(info.get("hparams", []) + info.get("metrics", [])) or "TensorBoard's defaults"
-                    made.append(("HParams", png, f"{url} {view} · {cols}" if view == "table" else f"{url} parallel coordinates"))
+                    made.append(
+                        ("HParams", png, f"{url} {view} · {cols}" if view == "table" else f"{url} parallel coordinates")
+                    )
             console.print(f"[bold]shot[/]     {page} in {time.perf_counter() - t0:.1f} s")
 
         summary = Table(title="screenshots", title_justify="left")

@@ -22,8 +22,22 @@ import json
 import os
 import sys
 
-PRELOAD = ("torch", "torch._dynamo", "torch.utils.tensorboard", "torchvision", "numpy", "matplotlib.backends.backend_agg",
-           "hydra", "hydra.main", "omegaconf", "rich.console", "rich.progress", "rich.table", "safetensors.torch", "PIL.Image")
+PRELOAD = (
+    "torch",
+    "torch._dynamo",
+    "torch.utils.tensorboard",
+    "torchvision",
+    "numpy",
+    "matplotlib.backends.backend_agg",
+    "hydra",
+    "hydra.main",
+    "omegaconf",
+    "rich.console",
+    "rich.progress",
+    "rich.table",
+    "safetensors.torch",
+    "PIL.Image",
+)
 
 
 def child(request: dict) -> None:

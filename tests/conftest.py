@@ -28,8 +28,12 @@ os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0))
 
 REAL_FASHION = Path(os.environ.get("ANNKIT_FASHION_DIR", "/usr/share/datasets/fashion-mnist"))
 # A dead proxy: any download attempt fails at once instead of reaching (or waiting for) the network.
-OFFLINE_ENV = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
-               "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}
+OFFLINE_ENV = {
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "http_proxy": "http://127.0.0.1:9",
+    "https_proxy": "http://127.0.0.1:9",
+}
 
 
 @pytest.fixture(scope="session")
@@ -92,8 +96,14 @@ class CliServer:
         if self.proc is None or self.proc.poll() is not None:
             env = {**os.environ, **OFFLINE_ENV}
             env.pop("HYDRA_FULL_ERROR", None)
-            self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("cli_server.py"))], env=env,
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+            self.proc = subprocess.Popen(
+                [sys.executable, str(Path(__file__).with_name("cli_server.py"))],
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                bufsize=1,
+            )
             assert json.loads(self.proc.stdout.readline()) == {"ready": True}
         return self.proc
 
@@ -123,8 +133,9 @@ CLI_SERVER = CliServer()
 atexit.register(CLI_SERVER.stop)
 
 
-def run_annkit(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300,
-               fresh: bool = False) -> subprocess.CompletedProcess:
+def run_annkit(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300, fresh: bool = False
+) -> subprocess.CompletedProcess:
     """`annkit <args>` in its own process, as a user runs it. Forked from tests/cli_server.py (imports done once)
     unless ``fresh`` or ``env`` sets a variable that only a fresh interpreter reads (_STARTUP_VARIABLES)."""
     inherited = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from annkit.errors import AnnkitError
-from annkit.losses import binary_cross_entropy
 from annkit.loop import train_step
+from annkit.losses import binary_cross_entropy
 from annkit.models import ACTIVATIONS, MLP, make_activation
 
 Z = torch.tensor([-3.0, -1.5, -0.2, 0.3, 1.0, 2.5], dtype=torch.float64)
@@ -45,16 +45,34 @@ CLOSED_FORMS = [
     ("tanh", torch.tanh, lambda z: 1 - torch.tanh(z) ** 2),  # tanh' = 1 − tanh²
     ("relu", lambda z: z.clamp(min=0), lambda z: (z > 0).double()),  # 1 for z > 0, 0 for z < 0
     ("leaky_relu", lambda z: torch.where(z >= 0, z, 0.01 * z), lambda z: torch.where(z >= 0, 1.0, 0.01).double()),
-    ({"name": "leaky_relu", "negative_slope": 0.2}, lambda z: torch.where(z >= 0, z, 0.2 * z),
-     lambda z: torch.where(z >= 0, 1.0, 0.2).double()),
-    ("prelu", lambda z: torch.where(z >= 0, z, 0.25 * z), lambda z: torch.where(z >= 0, 1.0, 0.25).double()),  # a = 0.25 at init
+    (
+        {"name": "leaky_relu", "negative_slope": 0.2},
+        lambda z: torch.where(z >= 0, z, 0.2 * z),
+        lambda z: torch.where(z >= 0, 1.0, 0.2).double(),
+    ),
+    (
+        "prelu",
+        lambda z: torch.where(z >= 0, z, 0.25 * z),
+        lambda z: torch.where(z >= 0, 1.0, 0.25).double(),
+    ),  # a = 0.25 at init
     ("silu", lambda z: z * sigma(z), lambda z: sigma(z) * (1 + z * (1 - sigma(z)))),  # (z·σ)' = σ + z·σ(1 − σ)
     ("swish", lambda z: z * sigma(z), lambda z: sigma(z) * (1 + z * (1 - sigma(z)))),
     ("softplus", lambda z: torch.log1p(torch.exp(z)), sigma),  # log(1 + e^z)' = σ(z)
-    ({"name": "softplus", "beta": 2.0}, lambda z: torch.log1p(torch.exp(2 * z)) / 2, lambda z: sigma(2 * z)),  # (1/β)log(1+e^{βz})
-    ("elu", lambda z: torch.where(z > 0, z, torch.exp(z) - 1), lambda z: torch.where(z > 0, torch.ones_like(z), torch.exp(z))),
-    ("gelu", lambda z: z * 0.5 * (1 + torch.erf(z / math.sqrt(2))),  # z·Φ(z); (zΦ)' = Φ(z) + z·φ(z)
-     lambda z: 0.5 * (1 + torch.erf(z / math.sqrt(2))) + z * torch.exp(-z**2 / 2) / math.sqrt(2 * math.pi)),
+    (
+        {"name": "softplus", "beta": 2.0},
+        lambda z: torch.log1p(torch.exp(2 * z)) / 2,
+        lambda z: sigma(2 * z),
+    ),  # (1/β)log(1+e^{βz})
+    (
+        "elu",
+        lambda z: torch.where(z > 0, z, torch.exp(z) - 1),
+        lambda z: torch.where(z > 0, torch.ones_like(z), torch.exp(z)),
+    ),
+    (
+        "gelu",
+        lambda z: z * 0.5 * (1 + torch.erf(z / math.sqrt(2))),  # z·Φ(z); (zΦ)' = Φ(z) + z·φ(z)
+        lambda z: 0.5 * (1 + torch.erf(z / math.sqrt(2))) + z * torch.exp(-(z**2) / 2) / math.sqrt(2 * math.pi),
+    ),
 ]
 
 
@@ -100,8 +118,23 @@ def test_a_step_hidden_layer_never_changes_only_the_head_learns():
 
 
 def test_every_catalogued_name_builds_and_runs():
-    assert set(ACTIVATIONS) >= {"identity", "linear", "heaviside", "step", "sign", "sigmoid", "tanh", "relu",
-                                "leaky_relu", "prelu", "silu", "swish", "softplus", "elu", "gelu"}
+    assert set(ACTIVATIONS) >= {
+        "identity",
+        "linear",
+        "heaviside",
+        "step",
+        "sign",
+        "sigmoid",
+        "tanh",
+        "relu",
+        "leaky_relu",
+        "prelu",
+        "silu",
+        "swish",
+        "softplus",
+        "elu",
+        "gelu",
+    }
     for name in ACTIVATIONS:
         assert make_activation(name)(torch.zeros(2, 3)).shape == (2, 3)
 

@@ -36,7 +36,12 @@ def test_one_hidden_layer_backprop_equations_equal_autograd():
     dW1 = dz1.T @ x / m
     db1 = dz1.mean(0)
     assert loss.item() == pytest.approx(-(t * a2.log() + (1 - t) * (1 - a2).log()).mean().item(), rel=1e-12)
-    for grad, by_hand in ((last.weight.grad, dW2), (last.bias.grad, db2), (first.weight.grad, dW1), (first.bias.grad, db1)):
+    for grad, by_hand in (
+        (last.weight.grad, dW2),
+        (last.bias.grad, db2),
+        (first.weight.grad, dW1),
+        (first.bias.grad, db1),
+    ):
         torch.testing.assert_close(grad, by_hand, rtol=1e-10, atol=1e-12)
 
 

@@ -44,8 +44,15 @@ def sweep(tmp_path_factory) -> dict:
     """`annkit train -m experiment=spiral_activations`, shrunk: two 3-epoch jobs, relu (0) and tanh (1)."""
     root = tmp_path_factory.mktemp("board")
     folder = root / "sweep"
-    proc = run_annkit("train", "-m", "experiment=spiral_activations", f"trainer.epochs={EPOCHS}", "dataset.n=200",
-                      f"hydra.sweep.dir={folder}", cwd=root)
+    proc = run_annkit(
+        "train",
+        "-m",
+        "experiment=spiral_activations",
+        f"trainer.epochs={EPOCHS}",
+        "dataset.n=200",
+        f"hydra.sweep.dir={folder}",
+        cwd=root,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     jobs = {}
     for job in JOBS:
@@ -65,8 +72,13 @@ def free_port() -> int:
 def server_env() -> dict[str, str]:
     # Offline as every test here; loopback is exempt from the dead proxy, so that TensorBoard's
     # own gRPC channel to its data server (127.0.0.1) is not sent to it.
-    return {**os.environ, **OFFLINE_ENV, "COLUMNS": "200", "NO_PROXY": "127.0.0.1,localhost",
-            "no_proxy": "127.0.0.1,localhost"}
+    return {
+        **os.environ,
+        **OFFLINE_ENV,
+        "COLUMNS": "200",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
 
 
 @contextlib.contextmanager
@@ -97,8 +109,9 @@ def get(url: str, timeout: float = 10) -> object:
 
 
 def post(url: str, body: dict) -> object:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     with NO_PROXY.open(request, timeout=10) as response:
         return json.load(response)
 
@@ -177,15 +190,20 @@ def check_dashboard(base: str, tags: dict, sweep: dict) -> None:
     assert infos[HPARAM].get("differs") is True  # the swept key: the HParams page lists it first
     assert {"group": "", "tag": FINAL_METRIC} in [m["name"] for m in experiment["metricInfos"]]
 
-    groups = post(base + "data/plugin/hparams/session_groups", {
-        "experimentName": "",
-        "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
-        "colParams": [{"hparam": HPARAM, "includeInResult": True},
-                      {"metric": {"group": "", "tag": FINAL_METRIC}, "includeInResult": True}],
-        "startIndex": 0,
-        "sliceSize": 100,
-        "includeMetrics": True,
-    })
+    groups = post(
+        base + "data/plugin/hparams/session_groups",
+        {
+            "experimentName": "",
+            "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
+            "colParams": [
+                {"hparam": HPARAM, "includeInResult": True},
+                {"metric": {"group": "", "tag": FINAL_METRIC}, "includeInResult": True},
+            ],
+            "startIndex": 0,
+            "sliceSize": 100,
+            "includeMetrics": True,
+        },
+    )
     assert groups["totalSize"] == 2 and len(groups["sessionGroups"]) == 2
     assert sorted(g["hparams"][HPARAM] for g in groups["sessionGroups"]) == ["relu", "tanh"]
     for group in groups["sessionGroups"]:
@@ -258,16 +276,21 @@ def test_annkit_board_refuses_a_busy_port(sweep, tmp_path):
 def test_annkit_board_refuses_a_host_other_than_loopback(host, tmp_path):
     (tmp_path / "outputs").mkdir()
     proc = run_annkit("board", f"host={host}", cwd=tmp_path, timeout=60)
-    assert_user_error(proc, f"host={host} would open TensorBoard", "Valid hosts: 127.0.0.1 (the default), ::1, localhost",
-                      "ssh -L 6006:127.0.0.1:6006")
+    assert_user_error(
+        proc,
+        f"host={host} would open TensorBoard",
+        "Valid hosts: 127.0.0.1 (the default), ::1, localhost",
+        "ssh -L 6006:127.0.0.1:6006",
+    )
     assert proc.returncode == 2
     assert [p.name for p in tmp_path.iterdir()] == ["outputs"]  # nothing written
 
 
 def test_annkit_board_needs_an_existing_logdir(tmp_path):
     proc = run_annkit("board", "logdir=nowhere", cwd=tmp_path, timeout=60)
-    assert_user_error(proc, "logdir=nowhere does not exist", f"({tmp_path / 'nowhere'})",
-                      "Runs land in outputs/ after `annkit train`")
+    assert_user_error(
+        proc, "logdir=nowhere does not exist", f"({tmp_path / 'nowhere'})", "Runs land in outputs/ after `annkit train`"
+    )
     assert proc.returncode == 2
     assert list(tmp_path.iterdir()) == []
     proc = run_annkit("board", cwd=tmp_path, timeout=60)  # the default, outputs/, before any training

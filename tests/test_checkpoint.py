@@ -30,14 +30,24 @@ def test_round_trip_is_exact(tmp_path):
     ckpt = load_checkpoint(path)
     assert ckpt.model.keys() == model.state_dict().keys()
     assert all(torch.equal(ckpt.model[k], v) for k, v in model.state_dict().items())
-    assert ckpt.meta["epoch"] == 3 and ckpt.meta["config"] == {"a": [1, 2]} and ckpt.meta["format"] == "annkit.checkpoint/2"
+    assert (
+        ckpt.meta["epoch"] == 3
+        and ckpt.meta["config"] == {"a": [1, 2]}
+        and ckpt.meta["format"] == "annkit.checkpoint/2"
+    )
     assert not ckpt.has_state and ckpt.state is None
 
 
 def test_encode_keeps_int_keys_tuples_as_lists_non_finite_floats_and_tensors():
-    tree = {"state": {0: {"step": torch.tensor(3.0), "buf": torch.arange(4.0)}, 7: {"m": None}},
-            "groups": [{"betas": (0.9, 0.999), "lr": 1e-3, "params": [0, 7]}], "best": None, "loss": math.inf,
-            "nan": math.nan, "np": np.arange(3, dtype=np.int64), "flag": True}
+    tree = {
+        "state": {0: {"step": torch.tensor(3.0), "buf": torch.arange(4.0)}, 7: {"m": None}},
+        "groups": [{"betas": (0.9, 0.999), "lr": 1e-3, "params": [0, 7]}],
+        "best": None,
+        "loss": math.inf,
+        "nan": math.nan,
+        "np": np.arange(3, dtype=np.int64),
+        "flag": True,
+    }
     tensors: dict[str, torch.Tensor] = {}
     data = json.loads(json.dumps(encode(tree, tensors), allow_nan=False))  # strict JSON
     back = decode(data, tensors)
@@ -100,7 +110,10 @@ def test_checkpointer_writes_best_weights_only_last_with_state_and_keeps_k(tmp_p
         row = {"epoch": epoch, "step": 10 * epoch, "val/loss": 1.0}
         progress.history.append(row)
         hook.on_epoch_end(row, is_best=is_best)
-    best, last = load_checkpoint(tmp_path / "best.safetensors", state=True), load_checkpoint(tmp_path / "last.safetensors", state=True)
+    best, last = (
+        load_checkpoint(tmp_path / "best.safetensors", state=True),
+        load_checkpoint(tmp_path / "last.safetensors", state=True),
+    )
     assert (best.meta["epoch"], last.meta["epoch"]) == (1, 3) and last.meta["step"] == 30
     assert best.model["weight"].eq(1).all() and last.model["weight"].eq(3).all()
     assert not best.has_state and last.state["fit"]["step"] == 30

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import gzip
 import os
-import threading
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +40,12 @@ def test_train_help_shows_groups_and_keys(tmp_path):
     # every key with its default and its meaning, from the schema
     assert "  trainer.batch_size = 256\n      training samples per step" in proc.stdout
     assert "  dataset.val_size = 5000\n      validation rows carved from the training file" in proc.stdout
-    csv = run_annkit("train", "dataset=csv", "--help", cwd=tmp_path, env={"COLUMNS": "80"}).stdout  # the overrides pick what is listed
-    assert "  dataset.val_size = 0.2\n      validation rows: a number, or a share" in csv and "dataset.verify" not in csv
+    csv = run_annkit(
+        "train", "dataset=csv", "--help", cwd=tmp_path, env={"COLUMNS": "80"}
+    ).stdout  # the overrides pick what is listed
+    assert (
+        "  dataset.val_size = 0.2\n      validation rows: a number, or a share" in csv and "dataset.verify" not in csv
+    )
 
 
 def test_cfg_job_prints_the_composed_config_from_an_empty_dir(tmp_path):
@@ -69,11 +73,19 @@ def test_shell_completion_completes_subcommands_and_keys(tmp_path):
 def test_bad_activation_lists_valid_names_before_reading_any_data(tmp_path, precious):
     # The data does not exist and cannot be downloaded: the config error must come first.
     proc = run_annkit(
-        "train", "model.activation=relux", f"dataset.root={tmp_path / 'nowhere'}", "dataset.search=[]",
-        "dataset.download=false", cwd=tmp_path,
+        "train",
+        "model.activation=relux",
+        f"dataset.root={tmp_path / 'nowhere'}",
+        "dataset.search=[]",
+        "dataset.download=false",
+        cwd=tmp_path,
     )
-    flat = assert_user_error(proc, 'Unknown activation "relux"', 'Did you mean "relu"?',
-                             "Valid names: elu, gelu, heaviside, identity, leaky_relu, linear, prelu, relu, sigmoid, sign, silu, softplus, step, swish, tanh")
+    flat = assert_user_error(
+        proc,
+        'Unknown activation "relux"',
+        'Did you mean "relu"?',
+        "Valid names: elu, gelu, heaviside, identity, leaky_relu, linear, prelu, relu, sigmoid, sign, silu, softplus, step, swish, tanh",
+    )
     assert "Could not find" not in flat
 
 
@@ -90,7 +102,9 @@ def test_unknown_key_is_refused_by_hydra(tmp_path, precious):
 def test_no_data_anywhere_and_download_impossible(tmp_path, precious):
     empty = tmp_path / "empty"
     empty.mkdir()
-    proc = run_annkit("train", f"dataset.root={empty}", "dataset.search=[data/fashion_mnist,/nonexistent/fm]", cwd=tmp_path)
+    proc = run_annkit(
+        "train", f"dataset.root={empty}", "dataset.search=[data/fashion_mnist,/nonexistent/fm]", cwd=tmp_path
+    )
     flat = assert_user_error(
         proc,
         "Could not find the fashion_mnist IDX files, and downloading them failed",
@@ -99,7 +113,9 @@ def test_no_data_anywhere_and_download_impossible(tmp_path, precious):
         "apt-get install dataset-fashion-mnist",
     )
     assert "dataset.root=" in flat
-    assert list(empty.iterdir()) == []  # the failed download left nothing behind: no FashionMNIST/raw, no scratch folder
+    assert (
+        list(empty.iterdir()) == []
+    )  # the failed download left nothing behind: no FashionMNIST/raw, no scratch folder
     assert not (tmp_path / "data").exists()
 
 
@@ -113,7 +129,9 @@ def test_truncated_gz_is_a_checksum_error_naming_the_file(tmp_path, fashion_dir,
     victim = root / "t10k-labels-idx1-ubyte.gz"
     victim.write_bytes(victim.read_bytes()[:2000])
     proc = run_annkit("train", f"dataset.root={root}", "dataset.search=[]", "dataset.download=false", cwd=tmp_path)
-    assert_user_error(proc, f"{victim} is damaged (it fails the integrity check)", "truncated", "Delete it and fetch it again")
+    assert_user_error(
+        proc, f"{victim} is damaged (it fails the integrity check)", "truncated", "Delete it and fetch it again"
+    )
 
 
 def test_altered_gz_is_a_checksum_error_naming_the_file(tmp_path, fashion_dir, precious):
@@ -149,7 +167,16 @@ def test_wheel_in_a_fresh_venv_runs_from_an_empty_dir(tmp_path):
 
     repo = Path(__file__).resolve().parents[1]
     src = tmp_path / "src"
-    local = {".git", ".venv", "build", "dist", "outputs", "data", ".whl", ".pytest_cache"}  # this checkout's, not the project's
+    local = {
+        ".git",
+        ".venv",
+        "build",
+        "dist",
+        "outputs",
+        "data",
+        ".whl",
+        ".pytest_cache",
+    }  # this checkout's, not the project's
 
     def ignore(folder: str, names: list[str]) -> set[str]:
         top = Path(folder) == repo
@@ -157,15 +184,32 @@ def test_wheel_in_a_fresh_venv_runs_from_an_empty_dir(tmp_path):
 
     shutil.copytree(repo, src, ignore=ignore)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"), str(src)],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     wheel = next((tmp_path / "dist").glob("annkit-*.whl"))
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
-    venv_site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               check=True, capture_output=True, text=True).stdout.strip()
+    venv_site = subprocess.run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     # The heavy dependencies (torch, …) come from this environment's site-packages. Python does not
     # process .pth files in a folder added this way, so this environment's editable install of
     # annkit stays inactive: annkit can only come from the wheel.
@@ -176,10 +220,14 @@ def test_wheel_in_a_fresh_venv_runs_from_an_empty_dir(tmp_path):
     subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)], check=True, env=env)
     empty = tmp_path / "empty"
     empty.mkdir()
-    proc = subprocess.run([str(venv / "bin" / "annkit"), "train", "--cfg", "job"], cwd=empty, capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [str(venv / "bin" / "annkit"), "train", "--cfg", "job"], cwd=empty, capture_output=True, text=True, env=env
+    )
     assert proc.returncode == 0, proc.stderr
     assert "name: fashion_mnist" in proc.stdout and "_target_: torch.optim.AdamW" in proc.stdout
-    where = subprocess.run([str(py), "-c", "import annkit; print(annkit.__file__)"], capture_output=True, text=True, env=env).stdout
+    where = subprocess.run(
+        [str(py), "-c", "import annkit; print(annkit.__file__)"], capture_output=True, text=True, env=env
+    ).stdout
     assert where.startswith(venv_site), where  # the wheel's copy, not the source tree
     assert list(empty.iterdir()) == []
 
@@ -193,7 +241,11 @@ def test_ctrl_c_exits_130_without_a_traceback_and_keeps_the_checkpoint(tmp_path,
     env = {**os.environ, **OFFLINE_ENV, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [*annkit_command(), "train", "dataset.limit_train=1000", "trainer.epochs=500", f"dataset.root={fashion_dir}"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = threading.Timer(120, proc.kill)  # never hang CI if the row does not come
     deadline.start()

@@ -34,6 +34,8 @@ def test_fused_optimizers_on_cuda_only_and_only_when_unset():
     adamw = {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3}
     assert fused_on_cuda(adamw, torch.device("cuda"))["fused"] is True
     assert "fused" not in fused_on_cuda(adamw, torch.device("cpu"))  # CPU keeps the default (foreach) kernels
-    assert fused_on_cuda({**adamw, "fused": False}, torch.device("cuda"))["fused"] is False  # the config's choice stands
+    assert (
+        fused_on_cuda({**adamw, "fused": False}, torch.device("cuda"))["fused"] is False
+    )  # the config's choice stands
     rprop = {"_target_": "torch.optim.Rprop", "_partial_": True, "lr": 1e-3}
     assert "fused" not in fused_on_cuda(rprop, torch.device("cuda"))  # no fused implementation: unchanged

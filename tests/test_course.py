@@ -47,8 +47,14 @@ def test_xor_is_learnt_by_two_tanh_units(tmp_path):
 
 def test_step_activation_warns_and_its_layer_never_moves(tmp_path):
     out, m, run = train_ok(
-        tmp_path, "dataset=xor", "loss=bce", "model.hidden=[4]", "model.activation=heaviside", "model.norm=none",
-        "trainer.epochs=3", "scheduler=none",
+        tmp_path,
+        "dataset=xor",
+        "loss=bce",
+        "model.hidden=[4]",
+        "model.activation=heaviside",
+        "model.norm=none",
+        "trainer.epochs=3",
+        "scheduler=none",
     )
     flat = " ".join(out.split())
     assert "warning: model.activation=heaviside has a derivative of 0 everywhere" in flat
@@ -85,14 +91,25 @@ def flowers(tmp_path) -> Path:
     x = rng.normal(size=(300, 2))
     label = np.where(x[:, 0] > 0.3, "rose", np.where(x[:, 1] > 0, "lily", "iris"))
     w = np.where(label == "iris", 3.0, 1.0)
-    return write_csv(tmp_path / "flowers.csv", ["petal", "label", "stem", "w"],
-                     [[round(a, 4), lab, round(b, 4), wi] for (a, b), lab, wi in zip(x, label, w)])
+    return write_csv(
+        tmp_path / "flowers.csv",
+        ["petal", "label", "stem", "w"],
+        [[round(a, 4), lab, round(b, 4), wi] for (a, b), lab, wi in zip(x, label, w)],
+    )
 
 
 def test_csv_classification_with_string_labels_and_a_weight_column(tmp_path, flowers):
     out, m, run = train_ok(
-        tmp_path, "dataset=csv", f"dataset.path={flowers}", "dataset.target=label", "dataset.sample_weight=w",
-        "model.hidden=[16]", "trainer.epochs=40", "trainer.batch_size=32", "scheduler=none", "optimizer.lr=0.01",
+        tmp_path,
+        "dataset=csv",
+        f"dataset.path={flowers}",
+        "dataset.target=label",
+        "dataset.sample_weight=w",
+        "model.hidden=[16]",
+        "trainer.epochs=40",
+        "trainer.batch_size=32",
+        "scheduler=none",
+        "optimizer.lr=0.01",
         "loss.class_weights=[1,2,1]",
     )
     assert m["task"] == "classification" and m["names"] == ["iris", "lily", "rose"]
@@ -123,14 +140,27 @@ def test_csv_regression_reports_mse_mae_r2_and_logs_the_penalty_apart(tmp_path):
     rng = np.random.default_rng(1)
     x = rng.uniform(-1, 1, size=(400, 2))
     y = 2 * x[:, 0] - x[:, 1] + 0.5
-    table = write_csv(tmp_path / "h.csv", ["a", "b", "price"], [[round(a, 5), round(b, 5), round(t, 5)] for (a, b), t in zip(x, y)])
+    table = write_csv(
+        tmp_path / "h.csv", ["a", "b", "price"], [[round(a, 5), round(b, 5), round(t, 5)] for (a, b), t in zip(x, y)]
+    )
     out, m, run = train_ok(
-        tmp_path, "dataset=csv", f"dataset.path={table}", "dataset.target=price", "loss=mse", "loss.l2=0.01",
-        "model=logistic", "optimizer.lr=0.05", "optimizer.weight_decay=0", "scheduler=none", "trainer.epochs=60",
+        tmp_path,
+        "dataset=csv",
+        f"dataset.path={table}",
+        "dataset.target=price",
+        "loss=mse",
+        "loss.l2=0.01",
+        "model=logistic",
+        "optimizer.lr=0.05",
+        "optimizer.weight_decay=0",
+        "scheduler=none",
+        "trainer.epochs=60",
         "trainer.batch_size=32",
     )
     assert m["task"] == "regression" and m["best_metric"] == "val/loss"
-    assert set(m["test"]) >= {"loss", "mse", "mae", "r2"} and m["test"]["loss"] == pytest.approx(m["test"]["mse"], rel=1e-5)
+    assert set(m["test"]) >= {"loss", "mse", "mae", "r2"} and m["test"]["loss"] == pytest.approx(
+        m["test"]["mse"], rel=1e-5
+    )
     assert m["test"]["r2"] > 0.99  # a linear target, a linear model
     assert m["train"]["penalty"] > 0 and "penalty" in out
     ckpt = load_checkpoint(run / "checkpoints" / "best.safetensors")
@@ -151,8 +181,16 @@ def test_csv_multilabel_targets_use_one_sigmoid_per_label(tmp_path):
     rows = [[round(a, 4), round(b, 4), int(a > 0), int(b > 0)] for a, b in x]
     table = write_csv(tmp_path / "tags.csv", ["f1", "f2", "red", "big"], rows)
     _, m, _ = train_ok(
-        tmp_path, "dataset=csv", f"dataset.path={table}", "dataset.target=[red,big]", "loss=bce", "model.hidden=[8]",
-        "trainer.epochs=30", "trainer.batch_size=32", "scheduler=none", "optimizer.lr=0.01",
+        tmp_path,
+        "dataset=csv",
+        f"dataset.path={table}",
+        "dataset.target=[red,big]",
+        "loss=bce",
+        "model.hidden=[8]",
+        "trainer.epochs=30",
+        "trainer.batch_size=32",
+        "scheduler=none",
+        "optimizer.lr=0.01",
     )
     assert m["task"] == "multilabel" and m["names"] == ["red", "big"]
     assert set(m["test"]["f1"]) == {"red", "big"} and m["test"]["macro_f1"] > 0.85
@@ -164,8 +202,12 @@ def test_csv_multilabel_targets_use_one_sigmoid_per_label(tmp_path):
 
 def test_class_weights_of_the_wrong_length(tmp_path, precious):
     proc = run_annkit("train", "dataset=xor", "loss=bce", "loss.class_weights=[1,2,3]", cwd=tmp_path)
-    assert_user_error(proc, "loss.class_weights has 3 values, but dataset xor has 2 classes (0: 0, 1: 1)",
-                      "loss.class_weights=[1, 1]", "loss.class_weights=balanced")
+    assert_user_error(
+        proc,
+        "loss.class_weights has 3 values, but dataset xor has 2 classes (0: 0, 1: 1)",
+        "loss.class_weights=[1, 1]",
+        "loss.class_weights=balanced",
+    )
 
 
 def test_negative_class_weights(tmp_path, precious):
@@ -175,15 +217,31 @@ def test_negative_class_weights(tmp_path, precious):
 
 def test_bce_on_ten_single_label_classes_suggests_ce(tmp_path, precious):
     root = make_idx_dataset(tmp_path / "digits")
-    proc = run_annkit("train", "dataset=mnist", f"dataset.root={root}", "dataset.search=[]", "dataset.download=false",
-                      "dataset.verify=false", "dataset.val_size=100", "loss=bce", cwd=tmp_path)
+    proc = run_annkit(
+        "train",
+        "dataset=mnist",
+        f"dataset.root={root}",
+        "dataset.search=[]",
+        "dataset.download=false",
+        "dataset.verify=false",
+        "dataset.val_size=100",
+        "loss=bce",
+        cwd=tmp_path,
+    )
     assert_user_error(proc, "loss=bce on 10-class single-label targets", "Use loss=ce (softmax + cross-entropy)")
 
 
 def test_mse_regression_on_string_labels(tmp_path, precious, flowers):
     before = flowers.read_bytes()
-    proc = run_annkit("train", "dataset=csv", f"dataset.path={flowers}", "dataset.target=label", "dataset.task=regression",
-                      "loss=mse", cwd=tmp_path)
+    proc = run_annkit(
+        "train",
+        "dataset=csv",
+        f"dataset.path={flowers}",
+        "dataset.target=label",
+        "dataset.task=regression",
+        "loss=mse",
+        cwd=tmp_path,
+    )
     assert_user_error(proc, "label", "dataset.task=classification")
     assert flowers.read_bytes() == before
 
@@ -210,16 +268,22 @@ def test_csv_nan_names_line_and_column(tmp_path, precious):
     rows[6][0] = "nan"
     table = write_csv(tmp_path / "t.csv", ["a", "b", "y"], rows)
     proc = run_annkit("train", "dataset=csv", f"dataset.path={table}", "dataset.target=y", cwd=tmp_path)
-    assert_user_error(proc, "line 8", "feature column \"a\" holds \"nan\"", "Fill the values in")
+    assert_user_error(proc, "line 8", 'feature column "a" holds "nan"', "Fill the values in")
 
 
 def test_csv_negative_sample_weight(tmp_path, precious, flowers):
     text = flowers.read_text().splitlines()
-    text[5] = ",".join(text[5].split(",")[:-1] + ["-2"])
+    text[5] = ",".join([*text[5].split(",")[:-1], "-2"])
     flowers.write_text("\n".join(text) + "\n")
-    proc = run_annkit("train", "dataset=csv", f"dataset.path={flowers}", "dataset.target=label",
-                      "dataset.sample_weight=w", cwd=tmp_path)
-    assert_user_error(proc, "Line 6 of", "the weight in column \"w\" (dataset.sample_weight) is -2")
+    proc = run_annkit(
+        "train",
+        "dataset=csv",
+        f"dataset.path={flowers}",
+        "dataset.target=label",
+        "dataset.sample_weight=w",
+        cwd=tmp_path,
+    )
+    assert_user_error(proc, "Line 6 of", 'the weight in column "w" (dataset.sample_weight) is -2')
 
 
 def test_unknown_activation_parameter(tmp_path, precious):

@@ -157,7 +157,7 @@ def test_other_delimiter(tmp_path):
     t = read_csv_table(write(tmp_path, "x;y\n1.5;a\n2;b\n"), target="y", delimiter=";")
     assert t.classes == ("a", "b")
     np.testing.assert_array_equal(t.x, np.array([[1.5], [2]], np.float32))
-    with pytest.raises(AnnkitError, match="Feature column \"x\".*line 2 has \"1,5\".*decimal comma"):
+    with pytest.raises(AnnkitError, match=r'Feature column "x".*line 2 has "1,5".*decimal comma'):
         read_csv_table(write(tmp_path, "x;y\n1,5;a\n2;b\n"), target="y", delimiter=";", task="classification")
     tab = read_csv_table(write(tmp_path, "x\ty\n1\t2\n3\t4\n", "t.tsv"), target="y", delimiter="\\t")
     np.testing.assert_array_equal(tab.x, [[1], [3]])
@@ -175,7 +175,7 @@ def test_classes_of_the_training_file_map_labels(tmp_path):
 
 
 def test_csv_columns(tmp_path):
-    assert csv_columns(write(tmp_path, "\ufeff a ,b,\"c,d\"\n1,2,3\n")) == ["a", "b", "c,d"]
+    assert csv_columns(write(tmp_path, '\ufeff a ,b,"c,d"\n1,2,3\n')) == ["a", "b", "c,d"]
     assert csv_columns(write(tmp_path, "a;b\n", "s.csv"), delimiter=";") == ["a", "b"]
 
 
@@ -233,7 +233,7 @@ def test_excel_workbook(tmp_path):
 
 def test_duplicate_column_name(tmp_path):
     path = write(tmp_path, "x,y,x\n1,2,3\n")
-    assert 'The header (line 1) of ' in error(path)
+    assert "The header (line 1) of " in error(path)
     assert 'names "x" twice (columns 1 and 3)' in error(path)
     with pytest.raises(AnnkitError, match='names "x" twice'):
         csv_columns(path)
@@ -435,7 +435,7 @@ def test_classification_with_several_targets(tmp_path):
 def test_negative_weights(tmp_path):
     path = write(tmp_path, "x,y,w\n1,0,1\n2,1,-0.5\n3,0,-2\n")
     message = error(path, weight_column="w")
-    assert 'Line 3 of' in message and 'the weight in column "w" (dataset.sample_weight) is -0.5' in message
+    assert "Line 3 of" in message and 'the weight in column "w" (dataset.sample_weight) is -0.5' in message
     assert "2 rows in all have a negative weight" in message
 
 
@@ -452,13 +452,16 @@ def test_text_weights(tmp_path):
 def test_label_not_among_training_classes(tmp_path):
     path = write(tmp_path, "x,y\n1,cat\n2,bird\n3,fish\n4,bird\n", "test.csv")
     message = error(path, task="classification", classes=("cat", "dog"))
-    assert f'Line 3 of {path}: label "bird" in column "y" is not one of the classes of the training file (cat, dog)' in message
+    assert (
+        f'Line 3 of {path}: label "bird" in column "y" is not one of the classes of the training file (cat, dog)'
+        in message
+    )
     assert '3 rows of this file hold labels outside them ("bird", "fish")' in message
 
 
 def test_value_beyond_float32(tmp_path):
     message = error(write(tmp_path, "x,y\n1,0\n1e39,1\n"))
-    assert 'Line 3 of' in message and 'feature column "x" holds 1e39, beyond the float32 range' in message
+    assert "Line 3 of" in message and 'feature column "x" holds 1e39, beyond the float32 range' in message
 
 
 def test_multilabel_val_file_with_training_classes(tmp_path):

@@ -50,8 +50,16 @@ def spiral(tmp_path_factory):
     """A playground run: 7 epochs, pictures every 3 (3, 6 and the last, 7), histograms every 2."""
     cwd = tmp_path_factory.mktemp("spiral")
     proc = run_annkit(
-        "train", "experiment=spiral_activations", "model.activation=tanh", "trainer.epochs=7", "dataset.n=200",
-        "logger.images_every=3", "logger.histograms=true", "logger.histograms_every=2", "hydra.run.dir=run", cwd=cwd,
+        "train",
+        "experiment=spiral_activations",
+        "model.activation=tanh",
+        "trainer.epochs=7",
+        "dataset.n=200",
+        "logger.images_every=3",
+        "logger.histograms=true",
+        "logger.histograms_every=2",
+        "hydra.run.dir=run",
+        cwd=cwd,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run = cwd / "run"
@@ -61,11 +69,32 @@ def spiral(tmp_path_factory):
 def test_epoch_scalars_follow_the_tag_scheme_with_the_history_values(spiral):
     _, m, acc = spiral
     scalars = set(acc.Tags()["scalars"])
-    assert {"loss/train", "loss/val", "acc/train", "acc/val", "balanced_accuracy/val", "recall/val/negative",
-            "recall/val/positive", "lr", "time/epoch_s", "time/train_s", "throughput/samples_per_s",
-            "step/loss_train", "step/acc_train", "step/lr"} <= scalars
+    assert {
+        "loss/train",
+        "loss/val",
+        "acc/train",
+        "acc/val",
+        "balanced_accuracy/val",
+        "recall/val/negative",
+        "recall/val/positive",
+        "lr",
+        "time/epoch_s",
+        "time/train_s",
+        "throughput/samples_per_s",
+        "step/loss_train",
+        "step/acc_train",
+        "step/lr",
+    } <= scalars
     assert not any(t.startswith(("train/", "val/")) for t in scalars)  # the old split-first names are gone
-    for key in ("train/loss", "val/loss", "train/accuracy", "val/accuracy", "val/recall/positive", "lr", "samples_per_s"):
+    for key in (
+        "train/loss",
+        "val/loss",
+        "train/accuracy",
+        "val/accuracy",
+        "val/recall/positive",
+        "lr",
+        "samples_per_s",
+    ):
         points = acc.Scalars(epoch_tag(key))
         assert [p.step for p in points] == list(range(1, 8))
         assert [p.value for p in points] == pytest.approx([row[key] for row in m["history"]], rel=1e-6)
@@ -95,12 +124,28 @@ def test_hparams_hold_the_key_config_and_the_real_final_metrics(spiral):
     assert "trainer.log_every" not in hp  # not the whole flattened config: the table stays readable
     experiment = plugin(acc, "_hparams_/experiment").experiment
     differs = {info.name for info in experiment.hparam_infos if info.differs}
-    assert differs == {"experiment", "model.activation", "trainer.epochs", "dataset.n", "logger.images_every",
-                       "logger.histograms", "logger.histograms_every"}  # what the command line set: shown first
+    assert differs == {
+        "experiment",
+        "model.activation",
+        "trainer.epochs",
+        "dataset.n",
+        "logger.images_every",
+        "logger.histograms",
+        "logger.histograms_every",
+    }  # what the command line set: shown first
     metrics = {info.name.tag for info in experiment.metric_infos}
-    assert {"final/test_accuracy", "final/val_accuracy", "final/test_loss", "final/val_loss", "final/best_epoch"} <= metrics
-    for tag, expected in (("final/test_accuracy", m["test"]["accuracy"]), ("final/val_loss", m["val"]["loss"]),
-                          ("final/best_epoch", m["best_epoch"])):
+    assert {
+        "final/test_accuracy",
+        "final/val_accuracy",
+        "final/test_loss",
+        "final/val_loss",
+        "final/best_epoch",
+    } <= metrics
+    for tag, expected in (
+        ("final/test_accuracy", m["test"]["accuracy"]),
+        ("final/val_loss", m["val"]["loss"]),
+        ("final/best_epoch", m["best_epoch"]),
+    ):
         (point,) = acc.Scalars(tag)
         assert point.step == 7 and point.value == pytest.approx(expected, rel=1e-6)
     end = plugin(acc, "_hparams_/session_end_info").session_end_info
@@ -108,7 +153,7 @@ def test_hparams_hold_the_key_config_and_the_real_final_metrics(spiral):
 
 
 def test_pictures_at_each_evaluation_and_every_n_epochs(spiral):
-    _, m, acc = spiral
+    _, _m, acc = spiral
     images = acc.Tags()["images"]
     assert [e.step for e in acc.Images("confusion/val")] == list(range(1, 8))  # every evaluation
     assert [e.step for e in acc.Images("confusion/test")] == [7]
@@ -127,8 +172,13 @@ def test_histograms_of_weights_biases_gradients_and_activations(spiral):
     run, _, acc = spiral
     tags = set(acc.Tags()["histograms"])
     for i in range(3):  # 2 → 8 → 8 → 1: dense layers 0, 1 and the head 2
-        assert {f"weights/layer{i}", f"biases/layer{i}", f"grads/layer{i}.weight", f"grads/layer{i}.bias",
-                f"activations/layer{i}"} <= tags
+        assert {
+            f"weights/layer{i}",
+            f"biases/layer{i}",
+            f"grads/layer{i}.weight",
+            f"grads/layer{i}.bias",
+            f"activations/layer{i}",
+        } <= tags
     assert [e.step for e in acc.Histograms("weights/layer2")] == [2, 4, 6, 7]
     # epoch 7 is the last: the histogram describes exactly the weights of checkpoints/last
     weights = load_checkpoint(run / "checkpoints" / "last.safetensors", torch.device("cpu")).model["layers.5.weight"]
@@ -136,7 +186,7 @@ def test_histograms_of_weights_biases_gradients_and_activations(spiral):
     assert hist.num == weights.numel() and hist.min == pytest.approx(weights.min().item())
     assert hist.max == pytest.approx(weights.max().item()) and hist.sum == pytest.approx(weights.sum().item(), rel=1e-5)
     tanh = acc.Histograms("activations/layer0")[-1].histogram_value
-    assert -1 <= tanh.min and tanh.max <= 1 and tanh.num == 8 * 20  # 20 validation points × 8 tanh units
+    assert tanh.min >= -1 and tanh.max <= 1 and tanh.num == 8 * 20  # 20 validation points × 8 tanh units
 
 
 def test_model_summary_and_config_as_text(spiral):
@@ -150,8 +200,16 @@ def test_model_summary_and_config_as_text(spiral):
 
 
 def test_histograms_are_opt_in_and_images_can_be_turned_off(tmp_path):
-    proc = run_annkit("train", "experiment=spiral_activations", "trainer.epochs=2", "dataset.n=100",
-                      "logger.images_every=0", "logger.confusion=false", "hydra.run.dir=run", cwd=tmp_path)
+    proc = run_annkit(
+        "train",
+        "experiment=spiral_activations",
+        "trainer.epochs=2",
+        "dataset.n=100",
+        "logger.images_every=0",
+        "logger.confusion=false",
+        "hydra.run.dir=run",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     tags = events(tmp_path / "run" / "tb").Tags()
     assert tags["histograms"] == [] and tags["images"] == []
@@ -160,8 +218,18 @@ def test_histograms_are_opt_in_and_images_can_be_turned_off(tmp_path):
 
 def test_image_dataset_gets_a_misclassified_grid(tmp_path):
     data = make_idx_dataset(tmp_path / "data", n_train=400, n_test=100)
-    proc = run_annkit("train", f"dataset.root={data}", "dataset.verify=false", "dataset.val_size=100", "model.hidden=[16]", "trainer.epochs=2",
-                      "optimizer.lr=1e-4", "scheduler=none", "hydra.run.dir=run", cwd=tmp_path)  # a low lr: still some mistakes
+    proc = run_annkit(
+        "train",
+        f"dataset.root={data}",
+        "dataset.verify=false",
+        "dataset.val_size=100",
+        "model.hidden=[16]",
+        "trainer.epochs=2",
+        "optimizer.lr=1e-4",
+        "scheduler=none",
+        "hydra.run.dir=run",
+        cwd=tmp_path,
+    )  # a low lr: still some mistakes
     assert proc.returncode == 0, proc.stdout + proc.stderr
     acc = events(tmp_path / "run" / "tb")
     assert [e.step for e in acc.Images("misclassified/val")] == [1, 2]
@@ -207,10 +275,21 @@ def test_boundary_background_is_the_models_probability():
 
 
 def test_playground_plane_maps_points_to_the_model_inputs():
-    data = load_playground("playground", kind="circle", task="classification", n=120, noise=0.1, train_ratio=0.5,
-                           val_size=0.2, features=["x1", "x2", "x1_sq", "sin_x2"], standardize=True, class_fraction=None,
-                           label_noise={"fraction": 0.0, "error_rate": 0.5, "weight": 1.0}, seed=3,
-                           device=torch.device("cpu"))
+    data = load_playground(
+        "playground",
+        kind="circle",
+        task="classification",
+        n=120,
+        noise=0.1,
+        train_ratio=0.5,
+        val_size=0.2,
+        features=["x1", "x2", "x1_sq", "sin_x2"],
+        standardize=True,
+        class_fraction=None,
+        label_noise={"fraction": 0.0, "error_rate": 0.5, "weight": 1.0},
+        seed=3,
+        device=torch.device("cpu"),
+    )
     assert data.plane is not None
     for split in ("train", "val", "test"):
         x = getattr(data, split).x.numpy()
@@ -218,12 +297,32 @@ def test_playground_plane_maps_points_to_the_model_inputs():
 
 
 def test_hparams_pick_the_overridden_keys_and_group_choices():
-    flat = {"model.activation": "relu", "model.hidden": "[8]", "optimizer._target_": "torch.optim.SGD", "optimizer.lr": 0.1,
-            "scheduler._target_": None, "trainer.seed": 0, "dataset.name": "xor", "dataset.noise": 0.2}
-    hp, varying = hparam_values(flat, ["dataset=xor", "dataset.noise=0.2", "+trainer.seed=0", "hydra.run.dir=x", "experiment=a"])
+    flat = {
+        "model.activation": "relu",
+        "model.hidden": "[8]",
+        "optimizer._target_": "torch.optim.SGD",
+        "optimizer.lr": 0.1,
+        "scheduler._target_": None,
+        "trainer.seed": 0,
+        "dataset.name": "xor",
+        "dataset.noise": 0.2,
+    }
+    hp, varying = hparam_values(
+        flat, ["dataset=xor", "dataset.noise=0.2", "+trainer.seed=0", "hydra.run.dir=x", "experiment=a"]
+    )
     assert varying == {"dataset", "dataset.noise", "trainer.seed", "experiment"}
-    assert hp == {"dataset": "xor", "dataset.name": "xor", "dataset.noise": 0.2, "experiment": "a", "model.activation": "relu",
-                  "model.hidden": "[8]", "optimizer": "SGD", "optimizer.lr": 0.1, "scheduler": "none", "trainer.seed": 0}
+    assert hp == {
+        "dataset": "xor",
+        "dataset.name": "xor",
+        "dataset.noise": 0.2,
+        "experiment": "a",
+        "model.activation": "relu",
+        "model.hidden": "[8]",
+        "optimizer": "SGD",
+        "optimizer.lr": 0.1,
+        "scheduler": "none",
+        "trainer.seed": 0,
+    }
 
 
 def test_readme_tag_table_covers_every_tag_a_run_writes(spiral):
@@ -231,24 +330,36 @@ def test_readme_tag_table_covers_every_tag_a_run_writes(spiral):
     _, _, acc = spiral
     readme = (ROOT / "README.md").read_text()
     section = readme.split("### TensorBoard tags", 1)[1].split("\n## ", 1)[0]
-    patterns = [re.escape(p).replace(re.escape("<class>"), "[^/]+").replace(re.escape("<i>"), r"\d+")
-                .replace(re.escape("<metric>"), "[a-z0-9_]+").replace(re.escape("<param>"), "(weight|bias)")
-                for p in re.findall(r"^\| `([^`]+)`", section, re.M)]
+    patterns = [
+        re.escape(p)
+        .replace(re.escape("<class>"), "[^/]+")
+        .replace(re.escape("<i>"), r"\d+")
+        .replace(re.escape("<metric>"), "[a-z0-9_]+")
+        .replace(re.escape("<param>"), "(weight|bias)")
+        for p in re.findall(r"^\| `([^`]+)`", section, re.M)
+    ]
     assert len(patterns) >= 15
     tags = acc.Tags()
-    written = [*tags["scalars"], *tags["images"], *tags["histograms"],
-               *(t.removesuffix("/text_summary") for t in tags["tensors"] if t.endswith("/text_summary"))]
+    written = [
+        *tags["scalars"],
+        *tags["images"],
+        *tags["histograms"],
+        *(t.removesuffix("/text_summary") for t in tags["tensors"] if t.endswith("/text_summary")),
+    ]
     missing = [t for t in written if not any(re.fullmatch(p, t) for p in patterns)]
     assert not missing, f"tags not in the README's table: {missing}"
 
 
 def test_a_two_column_table_gets_its_boundary_over_its_own_columns(tmp_path):
     """XOR (two input columns, no generator plane): the picture spans the data with a margin."""
-    proc = run_annkit("train", "experiment=xor_tanh", "trainer.epochs=4", "logger.images_every=2", "hydra.run.dir=run",
-                      cwd=tmp_path)
+    proc = run_annkit(
+        "train", "experiment=xor_tanh", "trainer.epochs=4", "logger.images_every=2", "hydra.run.dir=run", cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     acc = events(tmp_path / "run" / "tb")
     assert [e.step for e in acc.Images("boundary")] == [2, 4]
-    plane = table_plane({"train": torch.tensor([[0.0, 0.0], [1.0, 1.0]]), "test": torch.tensor([[0.0, 1.0]])}, ("a", "b"))
+    plane = table_plane(
+        {"train": torch.tensor([[0.0, 0.0], [1.0, 1.0]]), "test": torch.tensor([[0.0, 1.0]])}, ("a", "b")
+    )
     assert plane.extent == pytest.approx((-0.5, 1.5, -0.5, 1.5))  # 10 % of the span, at least 0.5
     assert plane.inputs(np.array([[0.25, 0.75]])).tolist() == [[0.25, 0.75]] and plane.axes == ("a", "b")

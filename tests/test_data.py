@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from annkit.data import Batcher, Preprocess, augment, normalize, split_train_val
-from annkit.data.images import load_image_data
 from annkit.data.batcher import pixel_stats
+from annkit.data.images import load_image_data
 from annkit.errors import AnnkitError
 
 NO_AUGMENT = {"hflip": False, "shift": 0}
@@ -54,7 +54,7 @@ def test_split_is_seeded_disjoint_and_complete():
     train, val = split_train_val(100, 20, seed=7)
     assert len(val) == 20 and len(train) == 80
     assert sorted(np.concatenate([train, val]).tolist()) == list(range(100))
-    again_train, again_val = split_train_val(100, 20, seed=7)
+    _again_train, again_val = split_train_val(100, 20, seed=7)
     assert np.array_equal(val, again_val)
     assert not np.array_equal(val, split_train_val(100, 20, seed=8)[1])
 
@@ -109,15 +109,31 @@ def test_augment_off_is_identity_and_eval_is_never_augmented():
 
 def test_load_image_data_splits_and_limits(synthetic_dir):
     data = load_image_data(
-        "mnist", root=str(synthetic_dir), search=[], download=False, verify=False,
-        val_size=100, limit_train=250, augment=NO_AUGMENT, seed=0, device=torch.device("cpu"),
+        "mnist",
+        root=str(synthetic_dir),
+        search=[],
+        download=False,
+        verify=False,
+        val_size=100,
+        limit_train=250,
+        augment=NO_AUGMENT,
+        seed=0,
+        device=torch.device("cpu"),
     )
     assert (len(data.train), len(data.val), len(data.test)) == (250, 100, 200)
     assert data.train.x.dtype == torch.uint8 and data.train.y.dtype == torch.int64 and data.train.w is None
     assert data.input_shape == (28, 28) and data.num_classes == 10
     same = load_image_data(
-        "mnist", root=str(synthetic_dir), search=[], download=False, verify=False,
-        val_size=100, limit_train=None, augment=NO_AUGMENT, seed=0, device=torch.device("cpu"),
+        "mnist",
+        root=str(synthetic_dir),
+        search=[],
+        download=False,
+        verify=False,
+        val_size=100,
+        limit_train=None,
+        augment=NO_AUGMENT,
+        seed=0,
+        device=torch.device("cpu"),
     )
     assert torch.equal(same.val.x, data.val.x)  # the validation set does not depend on limit_train
     assert torch.equal(same.train.x[:250], data.train.x)  # limit_train keeps the first N
@@ -126,14 +142,30 @@ def test_load_image_data_splits_and_limits(synthetic_dir):
 def test_val_size_too_large(synthetic_dir):
     with pytest.raises(AnnkitError, match="leaves no training data"):
         load_image_data(
-            "mnist", root=str(synthetic_dir), search=[], download=False, verify=False,
-            val_size=600, limit_train=None, augment=NO_AUGMENT, seed=0, device=torch.device("cpu"),
+            "mnist",
+            root=str(synthetic_dir),
+            search=[],
+            download=False,
+            verify=False,
+            val_size=600,
+            limit_train=None,
+            augment=NO_AUGMENT,
+            seed=0,
+            device=torch.device("cpu"),
         )
 
 
 def test_synthetic_files_fail_the_official_checksum(synthetic_dir):
     with pytest.raises(AnnkitError, match="Checksum mismatch"):
         load_image_data(
-            "mnist", root=str(synthetic_dir), search=[], download=False, verify=True,
-            val_size=100, limit_train=None, augment=NO_AUGMENT, seed=0, device=torch.device("cpu"),
+            "mnist",
+            root=str(synthetic_dir),
+            search=[],
+            download=False,
+            verify=True,
+            val_size=100,
+            limit_train=None,
+            augment=NO_AUGMENT,
+            seed=0,
+            device=torch.device("cpu"),
         )

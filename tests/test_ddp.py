@@ -23,7 +23,16 @@ RUN = ["train", "experiment=spiral_activations", "dataset.n=240", "trainer.epoch
 
 
 def torchrun(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "annkit", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=2",
+        "-m",
+        "annkit",
+        *args,
+    ]
     full_env = {**os.environ, **OFFLINE_ENV, "COLUMNS": "200", **env}
     full_env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=300)
@@ -44,10 +53,17 @@ def test_two_processes_end_with_identical_weights_and_one_metrics_json(two_ranks
     (run,) = (cwd / "outputs" / "train" / "runs").iterdir()  # rank 1 made no run dir of its own
     assert [p.name for p in (cwd / "outputs").iterdir()] == ["train"]
     m = json.loads((run / "metrics.json").read_text())
-    assert m["ddp"] == {"world_size": 2, "backend": "gloo", "global_batch": 12, "per_rank_batch": 6,
-                        "max_weight_difference": 0.0}  # rank 1's weights compared with rank 0's, every tensor
+    assert m["ddp"] == {
+        "world_size": 2,
+        "backend": "gloo",
+        "global_batch": 12,
+        "per_rank_batch": 6,
+        "max_weight_difference": 0.0,
+    }  # rank 1's weights compared with rank 0's, every tensor
     assert m["epochs"] == 2 and m["samples_per_s"] > 0
-    assert not [p for p in scratch.iterdir() if p.name.startswith("annkit-rank")]  # rank 1's throw-away Hydra dir is gone
+    assert not [
+        p for p in scratch.iterdir() if p.name.startswith("annkit-rank")
+    ]  # rank 1's throw-away Hydra dir is gone
     assert proc.stdout.count("╭─ result") == 1  # only rank 0 prints
     assert "ddp" in proc.stdout and "global batch 12 = 2 × 6 per rank" in " ".join(proc.stdout.split())
 
@@ -74,7 +90,9 @@ def test_shards_are_disjoint_and_together_make_one_process_batches():
     x = torch.arange(23)
     order = torch.randperm(23, generator=torch.Generator().manual_seed(5))
     single = Batcher(x, x, 6, shuffle=True, generator=torch.Generator().manual_seed(5))
-    shards = [Batcher(x, x, 3, shuffle=True, generator=torch.Generator().manual_seed(5), shard=(r, 2)) for r in range(2)]
+    shards = [
+        Batcher(x, x, 3, shuffle=True, generator=torch.Generator().manual_seed(5), shard=(r, 2)) for r in range(2)
+    ]
     assert [len(s) for s in shards] == [4, 4]  # 23 // 2 = 11 samples each: 3 + 3 + 3 + 2
     perms = [s.permutation() for s in shards]
     assert torch.equal(single.permutation(), order)
@@ -88,9 +106,12 @@ def test_what_a_torchrun_run_refuses():
     world = World(rank=0, size=2, local_rank=0, local_size=2)
     base = {"resume": None, "optimizer": {"lr": 0.01}, "trainer": {"nan_policy": "stop", "batch_size": 12}}
     check_distributed(base, world)
-    cases = [({"resume": "outputs/x"}, "resume="), ({"optimizer": {"lr": "auto"}}, "optimizer.lr=auto"),
-             ({"trainer": {"nan_policy": "skip_batch", "batch_size": 12}}, "skip_batch"),
-             ({"trainer": {"nan_policy": "stop", "batch_size": 13}}, "must be a multiple of 2")]
+    cases = [
+        ({"resume": "outputs/x"}, "resume="),
+        ({"optimizer": {"lr": "auto"}}, "optimizer.lr=auto"),
+        ({"trainer": {"nan_policy": "skip_batch", "batch_size": 12}}, "skip_batch"),
+        ({"trainer": {"nan_policy": "stop", "batch_size": 13}}, "must be a multiple of 2"),
+    ]
     for change, needle in cases:
         with pytest.raises(AnnkitError, match=needle.replace("=", "=").replace(".", r"\.")):
             check_distributed({**base, **change}, world)
@@ -101,7 +122,9 @@ def test_a_refused_setting_stops_both_ranks_with_its_message(tmp_path):
     assert proc.returncode != 0
     out = " ".join((proc.stdout + proc.stderr).split())
     assert "trainer.batch_size=13 is the global batch" in out
-    assert "annkit/" not in out.split("trainer.batch_size=13", 1)[0]  # no annkit traceback (torchrun adds its own summary)
+    assert (
+        "annkit/" not in out.split("trainer.batch_size=13", 1)[0]
+    )  # no annkit traceback (torchrun adds its own summary)
     assert "File " not in proc.stdout
     assert list(tmp_path.iterdir()) == []  # refused before any work: rank 0's run dir removed; rank 1 made none
 

@@ -15,8 +15,8 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from annkit.checkpoint import load_checkpoint
 from annkit.data import Batcher, Preprocess
 from annkit.data.idx import load_idx
-from annkit.loop import evaluate
 from annkit.head import Head
+from annkit.loop import evaluate
 from annkit.models import MLP
 from tests.conftest import make_idx_dataset, run_annkit
 
@@ -44,8 +44,12 @@ def only_run_dir(cwd: Path) -> Path:
 def real_run(tmp_path_factory, fashion_dir):
     cwd = tmp_path_factory.mktemp("e2e")
     proc = run_annkit(
-        "train", "dataset.limit_train=2000", "trainer.epochs=1", "trainer.log_every=2",
-        f"dataset.root={fashion_dir}", cwd=cwd,
+        "train",
+        "dataset.limit_train=2000",
+        "trainer.epochs=1",
+        "trainer.log_every=2",
+        f"dataset.root={fashion_dir}",
+        cwd=cwd,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run_dir = only_run_dir(cwd)
@@ -54,7 +58,18 @@ def real_run(tmp_path_factory, fashion_dir):
 
 def test_metrics_json(real_run):
     _, run_dir, m = real_run
-    assert set(m) >= {"train", "val", "test", "best_epoch", "epochs", "wall_s", "samples_per_s", "device", "torch", "history"}
+    assert set(m) >= {
+        "train",
+        "val",
+        "test",
+        "best_epoch",
+        "epochs",
+        "wall_s",
+        "samples_per_s",
+        "device",
+        "torch",
+        "history",
+    }
     assert m["data"]["train"] == 2000 and m["data"]["val"] == 5000 and m["data"]["test"] == 10000
     assert m["epochs"] == 1 and m["best_epoch"] == 1 and len(m["history"]) == 1
     assert m["device"] == ("cuda" if torch.cuda.is_available() else "cpu")  # trainer.device=auto
@@ -100,8 +115,18 @@ def test_tensorboard_events(real_run):
     _, run_dir, m = real_run
     acc = events(run_dir / "tb")
     scalars = set(acc.Tags()["scalars"])
-    assert {"loss/train", "acc/train", "loss/val", "acc/val", "balanced_accuracy/val", "recall/val/Ankle boot",
-            "lr", "time/epoch_s", "throughput/samples_per_s", "final/test_balanced_accuracy"} <= scalars
+    assert {
+        "loss/train",
+        "acc/train",
+        "loss/val",
+        "acc/val",
+        "balanced_accuracy/val",
+        "recall/val/Ankle boot",
+        "lr",
+        "time/epoch_s",
+        "throughput/samples_per_s",
+        "final/test_balanced_accuracy",
+    } <= scalars
     assert "loss/penalty" not in scalars  # no L1/L2 in the default recipe
     row = m["history"][0]
     for tag, key in (("loss/train", "train/loss"), ("loss/val", "val/loss"), ("acc/val", "val/accuracy")):
@@ -118,7 +143,7 @@ def test_tensorboard_events(real_run):
 
 
 def test_plain_output_when_not_a_terminal(real_run):
-    proc, run_dir, _ = real_run
+    proc, _run_dir, _ = real_run
     assert "\x1b[" not in proc.stdout  # no colour codes or cursor movement in a pipe
     assert re.search(r"^\s+1/1\s+\d\.\d{4}", proc.stdout, re.M)  # the epoch row
     assert "result" in proc.stdout and "test" in proc.stdout and "784 → 1024 → 1024 → 10" in proc.stdout
@@ -126,8 +151,14 @@ def test_plain_output_when_not_a_terminal(real_run):
 
 def test_sweep_runs_each_job_into_its_own_dir_with_real_hparams(tmp_path, fashion_dir):
     proc = run_annkit(
-        "train", "-m", "model.activation=relu,tanh", "optimizer.lr=1e-3,3e-3", "trainer.epochs=1",
-        "dataset.limit_train=2048", f"dataset.root={fashion_dir}", cwd=tmp_path,
+        "train",
+        "-m",
+        "model.activation=relu,tanh",
+        "optimizer.lr=1e-3,3e-3",
+        "trainer.epochs=1",
+        "dataset.limit_train=2048",
+        f"dataset.root={fashion_dir}",
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (sweep,) = (tmp_path / "outputs" / "train" / "multiruns").iterdir()
@@ -146,9 +177,17 @@ def test_sweep_runs_each_job_into_its_own_dir_with_real_hparams(tmp_path, fashio
 def test_mnist_config_trains_on_synthetic_idx_files(tmp_path):
     root = make_idx_dataset(tmp_path / "mnist", n_train=800, n_test=300)
     proc = run_annkit(
-        "train", "dataset=mnist", f"dataset.root={root}", "dataset.search=[]", "dataset.download=false",
-        "dataset.verify=false", "dataset.val_size=100", "trainer.epochs=4", "trainer.batch_size=50",
-        "model.hidden=[64]", cwd=tmp_path,
+        "train",
+        "dataset=mnist",
+        f"dataset.root={root}",
+        "dataset.search=[]",
+        "dataset.download=false",
+        "dataset.verify=false",
+        "dataset.val_size=100",
+        "trainer.epochs=4",
+        "trainer.batch_size=50",
+        "model.hidden=[64]",
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     m = json.loads((only_run_dir(tmp_path) / "metrics.json").read_text())
@@ -170,9 +209,19 @@ def test_same_seed_same_run_bit_for_bit(tmp_path):
 
     root = make_idx_dataset(tmp_path / "mnist", n_train=400, n_test=100)
     overrides = [
-        "dataset=mnist", f"dataset.root={root}", "dataset.search=[]", "dataset.download=false", "dataset.verify=false",
-        "dataset.val_size=100", "dataset.augment.hflip=true", "dataset.augment.shift=2", "model.hidden=[32]",
-        "model.dropout=0.2", "trainer.epochs=2", "trainer.batch_size=32", "trainer.deterministic=true",
+        "dataset=mnist",
+        f"dataset.root={root}",
+        "dataset.search=[]",
+        "dataset.download=false",
+        "dataset.verify=false",
+        "dataset.val_size=100",
+        "dataset.augment.hflip=true",
+        "dataset.augment.shift=2",
+        "model.hidden=[32]",
+        "model.dropout=0.2",
+        "trainer.epochs=2",
+        "trainer.batch_size=32",
+        "trainer.deterministic=true",
     ]
     runs = []
     try:
@@ -182,11 +231,14 @@ def test_same_seed_same_run_bit_for_bit(tmp_path):
             metrics = train(cfg, tmp_path / name, console=Console(file=io.StringIO()))
             ckpt = load_checkpoint(tmp_path / name / "checkpoints" / "last.safetensors")
             state, _ = ckpt.model, ckpt.meta
-            timeless = [{k: v for k, v in row.items() if not k.endswith("_s") and k != "samples_per_s"} for row in metrics["history"]]
+            timeless = [
+                {k: v for k, v in row.items() if not k.endswith("_s") and k != "samples_per_s"}
+                for row in metrics["history"]
+            ]
             runs.append((timeless, state))
     finally:
         torch.use_deterministic_algorithms(False)
-    (hist_a, state_a), (hist_b, state_b), (hist_c, state_c) = runs
+    (hist_a, state_a), (hist_b, state_b), (_hist_c, state_c) = runs
     assert hist_a == hist_b
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
     assert not all(torch.equal(state_a[k], state_c[k]) for k in state_a)  # another seed, another run
@@ -194,8 +246,17 @@ def test_same_seed_same_run_bit_for_bit(tmp_path):
 
 def test_a_diverged_run_with_skip_batch_still_writes_valid_json(tmp_path, fashion_dir):
     proc = run_annkit(
-        "train", "optimizer=sgd", "optimizer.lr=1e4", "scheduler=none", "model.norm=none", "model.hidden=[32]",
-        "trainer.epochs=2", "trainer.nan_policy=skip_batch", "dataset.limit_train=1000", f"dataset.root={fashion_dir}", cwd=tmp_path,
+        "train",
+        "optimizer=sgd",
+        "optimizer.lr=1e4",
+        "scheduler=none",
+        "model.norm=none",
+        "model.hidden=[32]",
+        "trainer.epochs=2",
+        "trainer.nan_policy=skip_batch",
+        "dataset.limit_train=1000",
+        f"dataset.root={fashion_dir}",
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     flat = " ".join(proc.stdout.split())

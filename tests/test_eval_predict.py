@@ -47,7 +47,9 @@ def fashion_run(tmp_path_factory, fashion_dir):
     """One small real model: 784 → 64 → 10, two epochs on 5,000 real Fashion-MNIST images."""
     cwd = tmp_path_factory.mktemp("fashion")
     run_dir = cwd / "run"
-    m = train(cwd, run_dir, "model.hidden=[64]", "trainer.epochs=2", "dataset.limit_train=5000", f"dataset.root={fashion_dir}")
+    m = train(
+        cwd, run_dir, "model.hidden=[64]", "trainer.epochs=2", "dataset.limit_train=5000", f"dataset.root={fashion_dir}"
+    )
     return run_dir / "checkpoints" / "best.safetensors", m
 
 
@@ -90,7 +92,9 @@ def test_eval_on_the_val_split_reproduces_the_best_epochs_val_metrics(fashion_ru
 def test_predict_a_folder_of_real_test_images(fashion_run, test_images, tmp_path):
     ckpt, _ = fashion_run
     folder, images = test_images
-    proc = run_annkit("predict", f"checkpoint={ckpt}", f"input={folder}", f"hydra.run.dir={tmp_path / 'p'}", cwd=tmp_path)
+    proc = run_annkit(
+        "predict", f"checkpoint={ckpt}", f"input={folder}", f"hydra.run.dir={tmp_path / 'p'}", cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     header, rows = read_predictions(tmp_path / "p")
     _, loaded = load_model(ckpt)
@@ -114,7 +118,9 @@ def test_predict_one_image_and_colour_becomes_grey(fashion_run, test_images, tmp
     rgb = tmp_path / "shirt.png"
     Image.fromarray(np.repeat(images[3][:, :, None], 3, axis=2)).convert("RGB").save(rgb)  # grey as RGB: same luma
     for source, name in ((folder / "test_003.png", "grey"), (rgb, "rgb")):
-        proc = run_annkit("predict", f"checkpoint={ckpt}", f"input={source}", f"hydra.run.dir={tmp_path / name}", cwd=tmp_path)
+        proc = run_annkit(
+            "predict", f"checkpoint={ckpt}", f"input={source}", f"hydra.run.dir={tmp_path / name}", cwd=tmp_path
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
     (grey_row,), (rgb_row,) = read_predictions(tmp_path / "grey")[1], read_predictions(tmp_path / "rgb")[1]
     assert grey_row["input"] == "test_003.png" and rgb_row["input"] == "shirt.png"
@@ -126,8 +132,18 @@ def test_predict_one_image_and_colour_becomes_grey(fashion_run, test_images, tmp
 def playground_run(tmp_path_factory) -> Path:
     """A playground circle model on derived, standardised features (x1, x2, x1², x2²)."""
     cwd = tmp_path_factory.mktemp("playground")
-    train(cwd, cwd / "run", "dataset=playground", "dataset.kind=circle", "dataset.features=[x1,x2,x1_sq,x2_sq]",
-          "dataset.standardize=true", "model.hidden=[8]", "trainer.epochs=15", "trainer.batch_size=32", "optimizer.lr=0.02")
+    train(
+        cwd,
+        cwd / "run",
+        "dataset=playground",
+        "dataset.kind=circle",
+        "dataset.features=[x1,x2,x1_sq,x2_sq]",
+        "dataset.standardize=true",
+        "model.hidden=[8]",
+        "trainer.epochs=15",
+        "trainer.batch_size=32",
+        "optimizer.lr=0.02",
+    )
     return cwd / "run"
 
 
@@ -139,7 +155,9 @@ def test_predict_from_a_csv_of_playground_points(playground_run, tmp_path):
     points = np.random.default_rng(1).uniform(-5, 5, size=(25, 2)).round(3)
     table = tmp_path / "points.csv"
     table.write_text("label,x2,x1\n" + "".join(f"?,{b},{a}\n" for a, b in points))  # other order, extra column
-    proc = run_annkit("predict", f"checkpoint={ckpt}", f"input={table}", f"hydra.run.dir={tmp_path / 'p'}", cwd=tmp_path)
+    proc = run_annkit(
+        "predict", f"checkpoint={ckpt}", f"input={table}", f"hydra.run.dir={tmp_path / 'p'}", cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     header, rows = read_predictions(tmp_path / "p")
     assert header == ["input", "predicted", "confidence", "p_negative", "p_positive"]
@@ -155,7 +173,10 @@ def test_predict_from_a_csv_of_playground_points(playground_run, tmp_path):
     assert np.mean([r["predicted"] == ("positive" if c else "negative") for r, c in zip(rows, inside)]) > 0.8
     e = run_annkit("eval", f"checkpoint={ckpt}", f"hydra.run.dir={tmp_path / 'e'}", cwd=tmp_path)
     assert e.returncode == 0, e.stdout + e.stderr
-    assert json.loads((tmp_path / "e" / "metrics.json").read_text())["test"] == json.loads((run_dir / "metrics.json").read_text())["test"]
+    assert (
+        json.loads((tmp_path / "e" / "metrics.json").read_text())["test"]
+        == json.loads((run_dir / "metrics.json").read_text())["test"]
+    )
 
 
 def test_csv_with_string_classes_and_one_sigmoid_output(tmp_path):
@@ -167,8 +188,18 @@ def test_csv_with_string_classes_and_one_sigmoid_output(tmp_path):
     data = tmp_path / "pets.csv"
     data.write_text("weight,height,kind\n" + "".join(f"{a:.4f},{b:.4f},{k}\n" for (a, b), k in zip(x, kind)))
     run_dir = tmp_path / "run"
-    m = train(tmp_path, run_dir, "dataset=csv", f"dataset.path={data}", "dataset.target=kind", "loss=bce",
-              "model.hidden=[4]", "trainer.epochs=10", "trainer.batch_size=32", "optimizer.lr=0.02")
+    m = train(
+        tmp_path,
+        run_dir,
+        "dataset=csv",
+        f"dataset.path={data}",
+        "dataset.target=kind",
+        "loss=bce",
+        "model.hidden=[4]",
+        "trainer.epochs=10",
+        "trainer.batch_size=32",
+        "optimizer.lr=0.02",
+    )
     ckpt = run_dir / "checkpoints" / "best.safetensors"
     new = tmp_path / "new.csv"
     rows_in = [(5.5, 48.0), (3.0, 40.0), (7.0, 65.0), (5.0, 50.0)]
@@ -208,16 +239,24 @@ def test_a_pickle_is_never_unpickled(tmp_path, precious, command, test_images):
     planted = tmp_path / "pwned"
     weights = tmp_path / "model.pt"
     weights.write_bytes(pickle.dumps(Payload(planted)))
-    proc = run_annkit(command, f"checkpoint={weights}", f"input={test_images[0]}", cwd=tmp_path) if command == "predict" \
+    proc = (
+        run_annkit(command, f"checkpoint={weights}", f"input={test_images[0]}", cwd=tmp_path)
+        if command == "predict"
         else run_annkit(command, f"checkpoint={weights}", cwd=tmp_path)
+    )
     assert proc.returncode == 2
-    assert_user_error(proc, "error: model.pt is not an annkit checkpoint", "it never unpickles files")  # shown relative to the cwd
+    assert_user_error(
+        proc, "error: model.pt is not an annkit checkpoint", "it never unpickles files"
+    )  # shown relative to the cwd
     assert not planted.exists()
 
 
 def test_missing_checkpoint_and_missing_keys(tmp_path, precious):
-    assert_user_error(run_annkit("eval", "checkpoint=runs/none.safetensors", cwd=tmp_path),
-                      "No checkpoint at runs/none.safetensors", "`ls outputs/train/runs` lists the runs")
+    assert_user_error(
+        run_annkit("eval", "checkpoint=runs/none.safetensors", cwd=tmp_path),
+        "No checkpoint at runs/none.safetensors",
+        "`ls outputs/train/runs` lists the runs",
+    )
     assert_user_error(run_annkit("eval", cwd=tmp_path), "annkit eval needs checkpoint=<path>")
     proc = run_annkit("predict", "checkpoint=c.safetensors", cwd=tmp_path)
     assert proc.returncode == 2
@@ -245,16 +284,24 @@ def test_image_of_the_wrong_size(fashion_run, tmp_path, precious):
 def test_wrong_file_type_and_corrupt_image(fashion_run, tmp_path, precious, test_images):
     ckpt, _ = fashion_run
     (tmp_path / "weights.npy").write_bytes(b"\x93NUMPY")
-    assert_user_error(run_annkit("predict", f"checkpoint={ckpt}", "input=weights.npy", cwd=tmp_path),
-                      "files of type '.npy' are not supported for this checkpoint, which takes images", ".png, .jpg")
+    assert_user_error(
+        run_annkit("predict", f"checkpoint={ckpt}", "input=weights.npy", cwd=tmp_path),
+        "files of type '.npy' are not supported for this checkpoint, which takes images",
+        ".png, .jpg",
+    )
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "a.png").write_bytes((test_images[0] / "test_000.png").read_bytes()[:100])
-    assert_user_error(run_annkit("predict", f"checkpoint={ckpt}", f"input={broken}", cwd=tmp_path),
-                      f"{broken / 'a.png'} cannot be read as an image", "truncated")
+    assert_user_error(
+        run_annkit("predict", f"checkpoint={ckpt}", f"input={broken}", cwd=tmp_path),
+        f"{broken / 'a.png'} cannot be read as an image",
+        "truncated",
+    )
     (tmp_path / "rows.csv").write_text("a,b\n1,2\n")
-    assert_user_error(run_annkit("predict", f"checkpoint={ckpt}", "input=rows.csv", cwd=tmp_path),
-                      "input=rows.csv is a table, but this checkpoint was trained on 28×28 images")
+    assert_user_error(
+        run_annkit("predict", f"checkpoint={ckpt}", "input=rows.csv", cwd=tmp_path),
+        "input=rows.csv is a table, but this checkpoint was trained on 28×28 images",
+    )
 
 
 def test_folder_without_images(fashion_run, tmp_path, precious):
@@ -272,10 +319,14 @@ def test_csv_missing_a_feature_column_or_holding_text(playground_run, tmp_path, 
     (tmp_path / "half.csv").write_text("x1,y\n0,1\n")
     proc = run_annkit("predict", f"checkpoint={ckpt}", "input=half.csv", cwd=tmp_path)
     assert proc.returncode == 2
-    assert_user_error(proc, "half.csv lacks the column x2", "Its header has: x1, y", "The model takes the columns x1, x2")
+    assert_user_error(
+        proc, "half.csv lacks the column x2", "Its header has: x1, y", "The model takes the columns x1, x2"
+    )
     (tmp_path / "text.csv").write_text("x1,x2\n0,1\n1,one\n\n1,\n")
-    assert_user_error(run_annkit("predict", f"checkpoint={ckpt}", "input=text.csv", cwd=tmp_path),
-                      'line 3, column x2: "one"; line 5, column x2: empty')
+    assert_user_error(
+        run_annkit("predict", f"checkpoint={ckpt}", "input=text.csv", cwd=tmp_path),
+        'line 3, column x2: "one"; line 5, column x2: empty',
+    )
 
 
 def test_eval_on_a_dataset_with_other_classes(fashion_run, tmp_path, precious):
@@ -283,8 +334,9 @@ def test_eval_on_a_dataset_with_other_classes(fashion_run, tmp_path, precious):
     proc = run_annkit("eval", f"checkpoint={ckpt}", "dataset=xor", cwd=tmp_path)
     assert proc.returncode == 2
     assert_user_error(
-        proc, "was trained for classification with 10 classes [T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, "
-              "Shirt, Sneaker, Bag, Ankle boot], but dataset xor is classification with 2 classes [0, 1]",
+        proc,
+        "was trained for classification with 10 classes [T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, "
+        "Shirt, Sneaker, Bag, Ankle boot], but dataset xor is classification with 2 classes [0, 1]",
         "Leave out dataset= to score it on its own dataset (fashion_mnist)",
     )
     assert not list((tmp_path / "outputs" / "eval" / "runs").glob("*/metrics.json"))

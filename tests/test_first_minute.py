@@ -34,16 +34,32 @@ TOYS = ["logger.images_every=0", "trainer.device=cpu"]
 # ── 1. instant: help, --cfg, --version and completion import nothing heavy ────────────────────────
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["lr-find", "--help"], ["eval", "--help"],
-                                  ["predict", "--help"], ["board", "--help"], ["train", "--cfg", "job"],
-                                  ["train", "dataset=csv", "--cfg", "job"], ["--version"], ["train", "--version"],
-                                  ["-sc", "query=bash"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["train", "--help"],
+        ["lr-find", "--help"],
+        ["eval", "--help"],
+        ["predict", "--help"],
+        ["board", "--help"],
+        ["train", "--cfg", "job"],
+        ["train", "dataset=csv", "--cfg", "job"],
+        ["--version"],
+        ["train", "--version"],
+        ["-sc", "query=bash"],
+    ],
+)
 def test_light_commands_import_no_torch_matplotlib_or_tensorboard(tmp_path, argv):
-    probe = (f"import sys\nsys.argv = ['annkit', *{argv!r}]\nfrom annkit.cli import main\n"
-             f"try:\n    main()\nexcept SystemExit:\n    pass\n"
-             f"print('HEAVY', [m for m in {HEAVY!r} if m in sys.modules])")
+    probe = (
+        f"import sys\nsys.argv = ['annkit', *{argv!r}]\nfrom annkit.cli import main\n"
+        f"try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"print('HEAVY', [m for m in {HEAVY!r} if m in sys.modules])"
+    )
     env = {**os.environ, "COMP_LINE": "annkit train optimizer=ad"}
-    proc = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY []" in proc.stdout, proc.stdout[-500:]
     if argv[0] == "-sc":
@@ -52,10 +68,14 @@ def test_light_commands_import_no_torch_matplotlib_or_tensorboard(tmp_path, argv
 
 
 def test_composing_a_config_imports_no_torch():
-    probe = ("import sys\nfrom annkit.help import composed\nconfig, hydra = composed('train', ['dataset=xor'])\n"
-             "assert config['dataset']['name'] == 'xor'\n"
-             f"print([m for m in {HEAVY!r} if m in sys.modules])")
-    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    probe = (
+        "import sys\nfrom annkit.help import composed\nconfig, hydra = composed('train', ['dataset=xor'])\n"
+        "assert config['dataset']['name'] == 'xor'\n"
+        f"print([m for m in {HEAVY!r} if m in sys.modules])"
+    )
+    assert (
+        subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    )
 
 
 def test_version_names_annkit_torch_and_hydra(tmp_path):
@@ -63,7 +83,11 @@ def test_version_names_annkit_torch_and_hydra(tmp_path):
 
     for argv in (["--version"], ["train", "--version"], ["eval", "--version"]):
         out = run_annkit(*argv, cwd=tmp_path).stdout
-        assert out.startswith("annkit 0.") and f"torch {version('torch')}" in out and f"hydra-core {version('hydra-core')}" in out
+        assert (
+            out.startswith("annkit 0.")
+            and f"torch {version('torch')}" in out
+            and f"hydra-core {version('hydra-core')}" in out
+        )
 
 
 def test_every_key_of_every_option_has_a_meaning():
@@ -72,7 +96,9 @@ def test_every_key_of_every_option_has_a_meaning():
         for group in ("model", "dataset", "loss", "optimizer", "scheduler", "trainer", "logger", "lr_find"):
             for option in packaged_options(group):
                 cfg = OmegaConf.to_container(compose("train", overrides=[f"{group}={option}"]), resolve=False)
-                missing += [f"{key} ({group}={option})" for key, _ in leaves(cfg[group], group) if not meaning(key, option)]
+                missing += [
+                    f"{key} ({group}={option})" for key, _ in leaves(cfg[group], group) if not meaning(key, option)
+                ]
         for task, config in (("eval", "eval"), ("predict", "predict"), ("board", "board")):
             keys = OmegaConf.to_container(compose(config)).keys()
             missing += [f"{task}: {k}" for k in keys if k not in TASK_MEANINGS[task]]
@@ -97,19 +123,35 @@ def too_wide(text: str, width: int = 80) -> list[str]:
     return bad
 
 
-@pytest.mark.parametrize("argv", [["--help"], *([name, "--help"] for name in SUBCOMMANDS), ["train", "dataset=csv", "--help"]])
+@pytest.mark.parametrize(
+    "argv", [["--help"], *([name, "--help"] for name in SUBCOMMANDS), ["train", "dataset=csv", "--help"]]
+)
 def test_help_fits_80_columns_and_keeps_commands_whole(tmp_path, argv):
     proc = run_annkit(*argv, cwd=tmp_path, env={"COLUMNS": "80"})
     assert proc.returncode == 0 and too_wide(proc.stdout) == []
     if argv == ["--help"]:
         for command, _ in EXAMPLES:  # each example whole on one line
-            assert any(line.strip() == command or line.startswith(command + "  ") for line in proc.stdout.splitlines()), command
+            assert any(
+                line.strip() == command or line.startswith(command + "  ") for line in proc.stdout.splitlines()
+            ), command
 
 
 def test_the_epoch_table_and_the_progress_bar_fit_80_columns():
-    row = {"epoch": 10, "train/loss": 1.2345, "train/penalty": 0.1, "train/accuracy": 0.9, "val/loss": 0.5, "val/accuracy": 0.9,
-           "val/balanced_accuracy": 0.9, "val/macro_f1": 0.5, "val/mae": 0.3, "val/r2": 0.9, "lr": 1e-3, "epoch_s": 12.3,
-           "samples_per_s": 123456.0}
+    row = {
+        "epoch": 10,
+        "train/loss": 1.2345,
+        "train/penalty": 0.1,
+        "train/accuracy": 0.9,
+        "val/loss": 0.5,
+        "val/accuracy": 0.9,
+        "val/balanced_accuracy": 0.9,
+        "val/macro_f1": 0.5,
+        "val/mae": 0.3,
+        "val/r2": 0.9,
+        "lr": 1e-3,
+        "epoch_s": 12.3,
+        "samples_per_s": 123456.0,
+    }
     for task in ("classification", "multilabel", "regression"):
         for penalty in (False, True):
             console = Console(file=io.StringIO(), width=80, force_terminal=True)
@@ -131,8 +173,16 @@ def narrow_run(tmp_path_factory):
     """A run whose run dir path is long, at 80 columns, then eval and predict of it (also at 80)."""
     cwd = tmp_path_factory.mktemp("narrow")
     run = "a/rather/long/folder/for/a/run/that/will/not/fit/in/a/panel/2026-12-02_10-45-28_817457"
-    train = run_annkit("train", "dataset=xor", "trainer.epochs=5", "trainer.early_stopping.patience=50", *TOYS,
-                       f"hydra.run.dir={run}", cwd=cwd, env={"COLUMNS": "80"})
+    train = run_annkit(
+        "train",
+        "dataset=xor",
+        "trainer.epochs=5",
+        "trainer.early_stopping.patience=50",
+        *TOYS,
+        f"hydra.run.dir={run}",
+        cwd=cwd,
+        env={"COLUMNS": "80"},
+    )
     assert train.returncode == 0, train.stdout + train.stderr
     best = f"{run}/checkpoints/best.safetensors"
     (cwd / "points.csv").write_text("x1,x2\n0,1\n1,1\n")
@@ -142,7 +192,7 @@ def narrow_run(tmp_path_factory):
 
 
 def test_a_run_its_eval_and_its_predictions_fit_80_columns_with_paths_whole(narrow_run):
-    cwd, run, *procs = narrow_run
+    _cwd, run, *procs = narrow_run
     for proc in procs:
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert too_wide(proc.stdout) == [], proc.stdout
@@ -165,8 +215,17 @@ def test_the_header_says_early_stopping_and_the_threads_it_chose(narrow_run):
 
 
 def test_an_optuna_sweep_prints_no_setup_noise_and_no_colour_codes_in_a_pipe(tmp_path):
-    proc = run_annkit("train", "-m", "hparams_search=optuna", "experiment=spiral_activations", "hydra.sweeper.n_trials=2",
-                      "trainer.epochs=2", "dataset.n=120", *TOYS, cwd=tmp_path)
+    proc = run_annkit(
+        "train",
+        "-m",
+        "hparams_search=optuna",
+        "experiment=spiral_activations",
+        "hydra.sweeper.n_trials=2",
+        "trainer.epochs=2",
+        "dataset.n=120",
+        *TOYS,
+        cwd=tmp_path,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "setup plugin" not in out and "\x1b[" not in out and "[I 20" not in out
@@ -175,15 +234,28 @@ def test_an_optuna_sweep_prints_no_setup_noise_and_no_colour_codes_in_a_pipe(tmp
 
 def test_a_class_without_training_samples_is_warned_about(tmp_path, fashion_dir):
     fractions = "[1,1,1,1,1,1,1,1,1,0]"
-    proc = run_annkit("train", "trainer.epochs=1", "dataset.limit_train=300", "dataset.val_size=100", "dataset.verify=false",
-                      "model.hidden=[16]", f"dataset.class_fraction={fractions}", f"dataset.root={fashion_dir}", cwd=tmp_path)
+    proc = run_annkit(
+        "train",
+        "trainer.epochs=1",
+        "dataset.limit_train=300",
+        "dataset.val_size=100",
+        "dataset.verify=false",
+        "model.hidden=[16]",
+        f"dataset.class_fraction={fractions}",
+        f"dataset.root={fashion_dir}",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "1 class(es) have no training samples (Ankle boot)" in " ".join(proc.stdout.split())
 
 
 def test_a_command_refused_before_any_work_leaves_no_run_dir(tmp_path):
-    assert_user_error(run_annkit("train", "dataset=xor", "model.activation=relux", cwd=tmp_path), 'Unknown activation "relux"')
-    assert_user_error(run_annkit("eval", "checkpoint=missing.safetensors", cwd=tmp_path), "No checkpoint at missing.safetensors")
+    assert_user_error(
+        run_annkit("train", "dataset=xor", "model.activation=relux", cwd=tmp_path), 'Unknown activation "relux"'
+    )
+    assert_user_error(
+        run_annkit("eval", "checkpoint=missing.safetensors", cwd=tmp_path), "No checkpoint at missing.safetensors"
+    )
     assert list(tmp_path.iterdir()) == []  # neither a run dir nor an empty outputs/
 
 
@@ -215,10 +287,13 @@ def test_the_auto_rule_leaves_the_cores_others_use():
 
 def test_the_load_of_other_processes_is_read_from_proc(tmp_path):
     """/proc/stat counts every process's ticks on each CPU; this process's own are taken out."""
+
     def write(busy0: int, busy1: int, own: int) -> None:
         (tmp_path / "self").mkdir(exist_ok=True)
-        (tmp_path / "stat").write_text(f"cpu  0 0 0 0 0 0 0 0\ncpu0 {busy0} 0 0 1000 5 0 0 0\ncpu1 {busy1} 0 0 1000 5 0 0 0\n"
-                                       f"cpu2 99999 0 0 0 0 0 0 0\nintr 1\n")
+        (tmp_path / "stat").write_text(
+            f"cpu  0 0 0 0 0 0 0 0\ncpu0 {busy0} 0 0 1000 5 0 0 0\ncpu1 {busy1} 0 0 1000 5 0 0 0\n"
+            f"cpu2 99999 0 0 0 0 0 0 0\nintr 1\n"
+        )
         (tmp_path / "self" / "stat").write_text(f"123 (annkit train) R 1 1 1 0 -1 0 0 0 0 0 {own} 0 0 0\n")
 
     clock = iter([0.0, 2.0, 4.0])
@@ -254,7 +329,9 @@ def test_threads_follow_the_setting_omp_num_threads_and_the_governor(monkeypatch
         governed.available, said = 2, []
         governed.load, governed.notify = Busy([1.0, 0.0]), said.append
         governed.on_log(step=50, epoch=1, lr=0.1, metrics={})
-        assert governed.count == 1 and governed.changes == [{"step": 50, "threads": 1, "why": "others use 1.0 of 2 cores"}]
+        assert governed.count == 1 and governed.changes == [
+            {"step": 50, "threads": 1, "why": "others use 1.0 of 2 cores"}
+        ]
         governed.on_log(step=100, epoch=1, lr=0.1, metrics={})
         assert governed.count == 2 and len(said) == 2 and said[0].startswith("threads 2 → 1 at step 50")
     finally:
@@ -266,13 +343,23 @@ def test_two_auto_runs_started_together_leave_each_other_a_core(tmp_path, fashio
     starts with the cores the other leaves (1 of 2 here)."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "HYDRA_FULL_ERROR")}
     args = ["trainer.epochs=1", "dataset.limit_train=2000", "model.hidden=[64]", f"dataset.root={fashion_dir}", *TOYS]
-    procs = [subprocess.Popen([*annkit_command(), "train", *args, f"hydra.run.dir=r{i}"], cwd=tmp_path, env={**env, "COLUMNS": "200"},
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in (0, 1)]
+    procs = [
+        subprocess.Popen(
+            [*annkit_command(), "train", *args, f"hydra.run.dir=r{i}"],
+            cwd=tmp_path,
+            env={**env, "COLUMNS": "200"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in (0, 1)
+    ]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
-    chosen = [re.search(r"(\d+) threads? \(auto: others use ([\d.]+) of (\d+) cores\)", " ".join(o.split())) for o in outs]
+    chosen = [
+        re.search(r"(\d+) threads? \(auto: others use ([\d.]+) of (\d+) cores\)", " ".join(o.split())) for o in outs
+    ]
     assert all(c is not None for c in chosen), outs
     for c in chosen:
         threads, others, cores = int(c.group(1)), float(c.group(2)), int(c.group(3))
         assert others >= 0.5 and threads <= max(1, cores - 1), c.group(0)  # the other run was seen, and left its core
-

@@ -37,10 +37,15 @@ def test_toy_datasets_run_with_their_own_defaults_and_with_only_trainer_epochs(t
 # the examples of `annkit --help` run as printed, with the placeholders filled in; the long ones shortened by
 # overrides appended at the end (Hydra applies the last value of a key), so that each runs in seconds
 SHORT = ["trainer.epochs=1", "dataset.limit_train=500", "dataset.val_size=100", "dataset.verify=false"]
-PLACEHOLDERS = {"outputs/train/runs/<time>": "stopped", "<checkpoint>": "done/checkpoints/best.safetensors",
-                "<run dir>": "done", "<file>": "done/checkpoints/best.safetensors"}
+PLACEHOLDERS = {
+    "outputs/train/runs/<time>": "stopped",
+    "<checkpoint>": "done/checkpoints/best.safetensors",
+    "<run dir>": "done",
+    "<file>": "done/checkpoints/best.safetensors",
+}
 APPENDED = {  # command → what is appended to it
-    "annkit train": SHORT, "annkit train model=logistic trainer.epochs=5": SHORT[1:],
+    "annkit train": SHORT,
+    "annkit train model=logistic trainer.epochs=5": SHORT[1:],
     "annkit train -m model.activation=relu,tanh": SHORT,
     "annkit train -m hparams_search=optuna": [*SHORT, "hydra.sweeper.n_trials=2"],
     "annkit lr-find optimizer=sgd": [*SHORT, "lr_find.steps=20"],
@@ -61,8 +66,10 @@ def filled(command: str) -> list[str]:
 
 def test_every_example_of_the_help_runs_as_printed_from_an_empty_folder(tmp_path, fashion_dir):
     env = {"COLUMNS": "80"}
-    for words in (["train", *SHORT, "hydra.run.dir=done"],  # a finished run: its checkpoint for eval, predict, fine-tuning
-                  ["train", *SHORT, "scheduler=none", "hydra.run.dir=stopped"]):  # a run to go on with (resume= epochs=2)
+    for words in (
+        ["train", *SHORT, "hydra.run.dir=done"],  # a finished run: its checkpoint for eval, predict, fine-tuning
+        ["train", *SHORT, "scheduler=none", "hydra.run.dir=stopped"],
+    ):  # a run to go on with (resume= epochs=2)
         assert run_annkit(*words, cwd=tmp_path, env=env).returncode == 0
     (tmp_path / "photos").mkdir()
     from PIL import Image
@@ -73,8 +80,13 @@ def test_every_example_of_the_help_runs_as_printed_from_an_empty_folder(tmp_path
             continue
         if command.startswith("eval "):  # the shell's completion script
             path = f"{Path(annkit_command()[0]).parent}:{os.environ['PATH']}"
-            proc = subprocess.run(["bash", "-c", f"{command} && complete -p annkit"], cwd=tmp_path, capture_output=True,
-                                  text=True, env={**os.environ, "PATH": path})
+            proc = subprocess.run(
+                ["bash", "-c", f"{command} && complete -p annkit"],
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PATH": path},
+            )
             assert proc.returncode == 0 and "annkit" in proc.stdout, proc.stderr
             continue
         words = [*filled(command), *APPENDED.get(command, [])]
@@ -94,5 +106,3 @@ def check_sweep_summary(cwd: Path, out: str) -> None:
         assert row["objective"] == metrics["val"]["accuracy"] and row["test"] == metrics["test"]["accuracy"]
         assert f"{row['objective']:.2%}" in out and row["model.activation"] in out
     assert summary["jobs"][0]["objective"] >= summary["jobs"][1]["objective"] and summary["jobs"][0]["rank"] == 1
-
-

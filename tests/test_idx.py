@@ -49,7 +49,9 @@ def test_truncated_gzip_names_the_file(tmp_path):
 
 
 def test_corrupted_gzip_names_the_file(tmp_path):
-    path = write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.random.default_rng(0).integers(0, 255, (50, 28, 28), dtype=np.uint8))
+    path = write_idx(
+        tmp_path / "t10k-images-idx3-ubyte.gz", np.random.default_rng(0).integers(0, 255, (50, 28, 28), dtype=np.uint8)
+    )
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte inside the deflate stream
     path.write_bytes(bytes(data))
@@ -126,6 +128,8 @@ def test_read_bytes_passes_raw_files_through(tmp_path):
 def test_a_file_of_another_known_dataset_is_named(tmp_path):
     raw = write_idx(tmp_path / "train-images-idx3-ubyte", np.arange(10, dtype=np.uint8))
     actual = hashlib.md5(raw.read_bytes()).hexdigest()
-    with pytest.raises(AnnkitError, match="is fashion_mnist's train-images-idx3-ubyte, not the file this dataset needs"):
+    with pytest.raises(
+        AnnkitError, match="is fashion_mnist's train-images-idx3-ubyte, not the file this dataset needs"
+    ):
         load_idx(raw, "0" * 32, known={actual: "fashion_mnist's train-images-idx3-ubyte"})
     np.testing.assert_array_equal(load_idx(raw, actual, known={actual: "itself"}), np.arange(10))  # a match is a match

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 from torch import nn
 
 from annkit.data import Batcher
-from annkit.loop import EarlyStopping, Hook, Running, evaluate, fit, improved, metric_mode, train_step
 from annkit.head import Head
+from annkit.loop import EarlyStopping, Hook, Running, evaluate, fit, improved, metric_mode, train_step
 from annkit.losses import cross_entropy
 
 HEAD = Head("classification", "abc", "ce", "softmax")  # three classes a, b, c; softmax + cross-entropy
@@ -47,8 +46,12 @@ def test_gradient_clipping_limits_the_update():
 
 def test_running_means_weight_batches_by_size():
     r = Running(torch.device("cpu"), penalty=True)
-    r.add(torch.tensor(1.0), 3, torch.tensor(0.5), HEAD.hits(torch.tensor([[1.0, 0.0, 0.0]] * 3), torch.tensor([0, 0, 1])))  # 2/3 right
-    r.add(torch.tensor(4.0), 1, torch.tensor(0.1), HEAD.hits(torch.tensor([[0.0, 1.0, 0.0]]), torch.tensor([1])))  # 1/1 right
+    r.add(
+        torch.tensor(1.0), 3, torch.tensor(0.5), HEAD.hits(torch.tensor([[1.0, 0.0, 0.0]] * 3), torch.tensor([0, 0, 1]))
+    )  # 2/3 right
+    r.add(
+        torch.tensor(4.0), 1, torch.tensor(0.1), HEAD.hits(torch.tensor([[0.0, 1.0, 0.0]]), torch.tensor([1]))
+    )  # 1/1 right
     assert r.read() == pytest.approx({"loss": (3 * 1.0 + 4.0) / 4, "penalty": (3 * 0.5 + 0.1) / 4, "accuracy": 3 / 4})
 
 
@@ -89,9 +92,15 @@ def test_fit_learns_and_keeps_the_best_weights():
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     rec = Recorder()
     result = fit(
-        model, opt, Batcher(x, y, 32, shuffle=True, generator=torch.Generator().manual_seed(0)), Batcher(vx, vy, 100),
-        epochs=4, head=HEAD, prepare=identity_prepare,
-        log_every=7, hooks=[rec],
+        model,
+        opt,
+        Batcher(x, y, 32, shuffle=True, generator=torch.Generator().manual_seed(0)),
+        Batcher(vx, vy, 100),
+        epochs=4,
+        head=HEAD,
+        prepare=identity_prepare,
+        log_every=7,
+        hooks=[rec],
     )
     assert rec.steps == 4 * 19
     # every log_every=7 steps, and at each epoch's end (19, 38, 57, 76) for the steps since the last line
@@ -113,8 +122,14 @@ def test_early_stopping_after_patience_epochs_without_improvement():
     model = nn.Linear(2, 3)
     opt = torch.optim.SGD(model.parameters(), lr=0.0)  # nothing changes: val loss never improves
     result = fit(
-        model, opt, Batcher(x, y, 16), Batcher(x, y, 64), epochs=10, head=HEAD,
-        prepare=identity_prepare, best_metric="val/loss",
+        model,
+        opt,
+        Batcher(x, y, 16),
+        Batcher(x, y, 64),
+        epochs=10,
+        head=HEAD,
+        prepare=identity_prepare,
+        best_metric="val/loss",
         early_stopping=EarlyStopping("val/loss", patience=2),
     )
     assert result.stopped_early and len(result.history) == 3 and result.best_epoch == 1
@@ -126,8 +141,15 @@ def test_per_step_schedule_runs_to_its_end():
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=3 * 4)
     result = fit(
-        model, opt, Batcher(x, y, 25), Batcher(x, y, 100), epochs=3, head=HEAD,
-        prepare=identity_prepare, scheduler=sched, scheduler_interval="step",
+        model,
+        opt,
+        Batcher(x, y, 25),
+        Batcher(x, y, 100),
+        epochs=3,
+        head=HEAD,
+        prepare=identity_prepare,
+        scheduler=sched,
+        scheduler_interval="step",
     )
     lrs = [r["lr"] for r in result.history]
     assert lrs[0] > lrs[-1] and sched.last_epoch == 12  # stepped once per batch, exactly total_steps
@@ -138,8 +160,13 @@ def test_label_smoothing_only_in_the_training_loss():
     model = nn.Linear(2, 3)
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     result = fit(
-        model, opt, Batcher(x, y, 50), Batcher(x, y, 50), epochs=1,
-        head=Head("classification", "abc", "ce", "softmax", label_smoothing=0.5), prepare=identity_prepare,
+        model,
+        opt,
+        Batcher(x, y, 50),
+        Batcher(x, y, 50),
+        epochs=1,
+        head=Head("classification", "abc", "ce", "softmax", label_smoothing=0.5),
+        prepare=identity_prepare,
     )
     plain = cross_entropy(model(x), y).mean().item()
     smoothed = cross_entropy(model(x), y, label_smoothing=0.5).mean().item()
@@ -158,8 +185,13 @@ def test_fit_augments_training_batches_only():
 
     model = nn.Linear(2, 3)
     fit(
-        model, torch.optim.SGD(model.parameters(), lr=0.1), Batcher(x, y, 16), Batcher(x, y, 32), epochs=2,
-        head=HEAD, prepare=recording_prepare,
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        Batcher(x, y, 16),
+        Batcher(x, y, 32),
+        epochs=2,
+        head=HEAD,
+        prepare=recording_prepare,
     )
     assert calls == ([True] * 4 + [False] * 2) * 2  # 4 training batches, then 2 validation batches, per epoch
 
@@ -186,8 +218,15 @@ def test_epoch_interval_scheduler_and_min_delta_early_stopping():
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
     result = fit(
-        model, opt, Batcher(x, y, 16), Batcher(x, y, 64), epochs=8, head=HEAD,
-        prepare=identity_prepare, scheduler=sched, scheduler_interval="epoch",
+        model,
+        opt,
+        Batcher(x, y, 16),
+        Batcher(x, y, 64),
+        epochs=8,
+        head=HEAD,
+        prepare=identity_prepare,
+        scheduler=sched,
+        scheduler_interval="epoch",
         early_stopping=EarlyStopping("val/loss", patience=2, min_delta=10.0),  # no change is ever large enough
     )
     assert [r["lr"] for r in result.history] == [1.0, 0.5, 0.25]  # halved once per epoch, not per step
@@ -199,8 +238,15 @@ def test_short_epochs_still_report_progress_once_per_epoch():
     model = nn.Linear(2, 3)
     rec = Recorder()
     fit(
-        model, torch.optim.SGD(model.parameters(), lr=0.1), Batcher(x, y, 10), Batcher(x, y, 40), epochs=2,
-        head=HEAD, prepare=identity_prepare, log_every=50, hooks=[rec],
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        Batcher(x, y, 10),
+        Batcher(x, y, 40),
+        epochs=2,
+        head=HEAD,
+        prepare=identity_prepare,
+        log_every=50,
+        hooks=[rec],
     )
     assert [log["step"] for log in rec.logs] == [4, 8]  # 4 steps per epoch < log_every: one line at each epoch end
     assert [log["metrics"]["loss"] for log in rec.logs] == pytest.approx([r["train/loss"] for r in rec.rows])

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 import torch
 
-from functools import partial
-
 from annkit.head import Head
 from annkit.loop import train_step
 from annkit.losses import (
-    balanced_class_weights, binary_cross_entropy, cross_entropy, penalized_weights, reduce_loss, sample_weights,
-    squared_error, weight_penalty,
+    balanced_class_weights,
+    binary_cross_entropy,
+    cross_entropy,
+    penalized_weights,
+    reduce_loss,
+    sample_weights,
+    squared_error,
+    weight_penalty,
 )
 from annkit.models import MLP
 
@@ -94,7 +99,9 @@ def test_binary_cross_entropy_by_hand_with_pos_weight():
         torch.testing.assert_close(binary_cross_entropy(z, t, pos_weight=torch.tensor(a)), expected)
     # the deck's single neuron: y = σ(w·x), e = −t log y − (1 − t) log(1 − y)
     y = torch.sigmoid(torch.tensor([0.3]))
-    assert binary_cross_entropy(torch.tensor([[0.3]]), torch.tensor([[1.0]])).item() == pytest.approx(-math.log(y.item()))
+    assert binary_cross_entropy(torch.tensor([[0.3]]), torch.tensor([[1.0]])).item() == pytest.approx(
+        -math.log(y.item())
+    )
 
 
 def test_binary_head_has_one_sigmoid_output_and_thresholds_at_one_half():

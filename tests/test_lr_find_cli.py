@@ -22,8 +22,16 @@ from annkit.errors import AnnkitError
 from tests.conftest import assert_user_error, run_annkit
 
 PLAYGROUND = [
-    "dataset=playground", "dataset.kind=circle", "dataset.n=1000", "model.hidden=[16]", "model.norm=none",
-    "model.activation=tanh", "optimizer=adam", "scheduler=none", "trainer.batch_size=64", "trainer.device=cpu",
+    "dataset=playground",
+    "dataset.kind=circle",
+    "dataset.n=1000",
+    "model.hidden=[16]",
+    "model.norm=none",
+    "model.activation=tanh",
+    "optimizer=adam",
+    "scheduler=none",
+    "trainer.batch_size=64",
+    "trainer.device=cpu",
 ]
 
 
@@ -45,8 +53,15 @@ def only_dir(cwd: Path, job: str) -> Path:
 @pytest.fixture(scope="module")
 def finder_run(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("lrfind")
-    proc = run_annkit("lr-find", *PLAYGROUND, "lr_find.steps=60", "lr_find.repeats=2", "lr_find.holdout_batches=2",
-                      "lr_find.holdout_every=4", cwd=cwd)
+    proc = run_annkit(
+        "lr-find",
+        *PLAYGROUND,
+        "lr_find.steps=60",
+        "lr_find.repeats=2",
+        "lr_find.holdout_batches=2",
+        "lr_find.holdout_every=4",
+        cwd=cwd,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc, only_dir(cwd, "lr_find")
 
@@ -60,14 +75,16 @@ def test_lr_find_writes_json_csv_png_and_prints_the_train_line(finder_run):
         assert sweep["lrs"] == found["ladder"][: len(sweep["lrs"])]
         assert len(sweep["losses"]) == len(sweep["lrs"]) and len(sweep["smoothed"]) <= len(sweep["lrs"])
         assert sweep["stop"] in ("diverged", "nan", "end")
-        assert [h["rung"] for h in sweep["holdout"]] == [i for i in range(3, len(sweep["lrs"]), 4)]
+        assert [h["rung"] for h in sweep["holdout"]] == list(range(3, len(sweep["lrs"]), 4))
     assert set(found["rules"]) == {"half_drop", "valley", "steepest", "minimum/10"}
     lo, hi = found["band"]
     assert lo < found["suggestion"] < hi
     assert found["confidence"] in ("high", "medium", "low")
     assert found["spread_decades"] is not None
     fp = found["fingerprint"]
-    assert fp["batch_size"] == 64 and fp["optimizer"] == "Adam" and "16" in fp["model"] and fp["dataset"] == "playground"
+    assert (
+        fp["batch_size"] == 64 and fp["optimizer"] == "Adam" and "16" in fp["model"] and fp["dataset"] == "playground"
+    )
     # the line to copy: the same overrides, lr_find.* dropped, the suggestion appended
     line = found["train_command"]
     assert line.startswith("annkit train dataset=playground") and "lr_find." not in line
@@ -87,8 +104,13 @@ def test_lr_find_curves_in_tensorboard(finder_run):
     found = json.loads((run / "lr_find.json").read_text())
     events = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0, "images": 0}).Reload()
     tags = events.Tags()
-    assert {"lr_find/sweep_0/loss", "lr_find/sweep_1/loss", "lr_find/sweep_0/smoothed", "lr_find/lr",
-            "lr_find/sweep_0/holdout_loss"} <= set(tags["scalars"])
+    assert {
+        "lr_find/sweep_0/loss",
+        "lr_find/sweep_1/loss",
+        "lr_find/sweep_0/smoothed",
+        "lr_find/lr",
+        "lr_find/sweep_0/holdout_loss",
+    } <= set(tags["scalars"])
     assert "lr_find/curve" in tags["images"]
     losses = [e.value for e in events.Scalars("lr_find/sweep_0/loss")]
     assert losses == pytest.approx(found["sweeps"][0]["losses"], rel=1e-6)
@@ -101,9 +123,20 @@ def test_finder_leaves_the_built_model_and_optimizer_bit_for_bit(tmp_path):
     from annkit.tasks.lr_find import find_lr
     from annkit.tasks.train import build
 
-    cfg = composed("train", [*PLAYGROUND, "model.norm=batch", "model.dropout=0.1", "optimizer=adamw",
-                             "loss.class_weights=balanced", "loss.l2=0.01", "trainer.grad_clip=1.0",
-                             "lr_find.steps=30", "lr_find.repeats=2"])
+    cfg = composed(
+        "train",
+        [
+            *PLAYGROUND,
+            "model.norm=batch",
+            "model.dropout=0.1",
+            "optimizer=adamw",
+            "loss.class_weights=balanced",
+            "loss.l2=0.01",
+            "trainer.grad_clip=1.0",
+            "lr_find.steps=30",
+            "lr_find.repeats=2",
+        ],
+    )
     setup = build(validate(cfg))
     step = setup.step()
     for x, y, w in list(setup.train_batches)[:3]:  # some optimizer state to restore
@@ -133,12 +166,23 @@ def test_finder_takes_annkits_own_training_step(tmp_path, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(train_module, "train_step", spy)
-    cfg = composed("train", [*PLAYGROUND, "loss.class_weights=[1,3]", "loss.l2=0.5", "loss.reduction=weighted_mean",
-                             "trainer.grad_clip=0.25", "lr_find.steps=20"])
+    cfg = composed(
+        "train",
+        [
+            *PLAYGROUND,
+            "loss.class_weights=[1,3]",
+            "loss.l2=0.5",
+            "loss.reduction=weighted_mean",
+            "trainer.grad_clip=0.25",
+            "lr_find.steps=20",
+        ],
+    )
     setup = train_module.build(validate(cfg))
     found = find_lr(setup, quiet(), tmp_path)
     assert len(calls) == len(found.sweeps[0].lrs) + 1 or found.sweeps[0].stop != "end"
-    assert all(c["penalty"] is setup.penalty and c["grad_clip"] == 0.25 and c["reduction"] == "weighted_mean" for c in calls)
+    assert all(
+        c["penalty"] is setup.penalty and c["grad_clip"] == 0.25 and c["reduction"] == "weighted_mean" for c in calls
+    )
 
 
 def test_train_lr_auto_equals_training_at_the_suggestion_bit_for_bit(tmp_path):
@@ -169,9 +213,23 @@ def test_train_lr_auto_equals_training_at_the_suggestion_bit_for_bit(tmp_path):
 def test_train_lr_auto_with_one_cycle_peaks_where_asked(tmp_path, peak):
     from annkit.tasks.train import train
 
-    m = train(composed("train", [*PLAYGROUND, "scheduler=onecycle", "trainer.epochs=2", "optimizer.lr=auto",
-                                 "lr_find.start_lr=1e-4", "trainer.log_every=1", "lr_find.steps=40",
-                                 f"lr_find.one_cycle_peak={peak}"]), tmp_path, console=quiet())
+    m = train(
+        composed(
+            "train",
+            [
+                *PLAYGROUND,
+                "scheduler=onecycle",
+                "trainer.epochs=2",
+                "optimizer.lr=auto",
+                "lr_find.start_lr=1e-4",
+                "trainer.log_every=1",
+                "lr_find.steps=40",
+                f"lr_find.one_cycle_peak={peak}",
+            ],
+        ),
+        tmp_path,
+        console=quiet(),
+    )
     found = m["lr_find"]
     expected = found["band"][1] if peak == "band_top" else found["suggestion"]
     assert found["band"][1] > 1.5 * found["suggestion"]  # the two really differ
@@ -185,8 +243,17 @@ def test_train_lr_auto_with_one_cycle_peaks_where_asked(tmp_path, peak):
 
 
 def test_tiny_dataset_is_cycled_and_says_so(tmp_path):
-    proc = run_annkit("lr-find", "dataset=xor", "model.hidden=[4]", "model.norm=none", "optimizer=adam",
-                      "trainer.batch_size=4", "trainer.device=cpu", "lr_find.steps=30", cwd=tmp_path)
+    proc = run_annkit(
+        "lr-find",
+        "dataset=xor",
+        "model.hidden=[4]",
+        "model.norm=none",
+        "optimizer=adam",
+        "trainer.batch_size=4",
+        "trainer.device=cpu",
+        "lr_find.steps=30",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     flat = " ".join(proc.stdout.split())
     assert "out_of_data" in flat and "cycled" in flat
@@ -195,15 +262,18 @@ def test_tiny_dataset_is_cycled_and_says_so(tmp_path):
     assert found["sweeps"][0]["epochs"] > 1
 
 
-@pytest.mark.parametrize("override, needles", [
-    (["lr_find.start_lr=1", "lr_find.end_lr=0.1"], ["lr_find.start_lr=1 must be below lr_find.end_lr=0.1"]),
-    (["lr_find.start_lr=1e-3", "lr_find.end_lr=1e-3"], ["must be below lr_find.end_lr"]),
-    (["lr_find.steps=5"], ["lr_find.steps=5 is not valid", "a whole number ≥ 10"]),
-    (["lr_find.start_lr=-1e-3"], ["lr_find.start_lr=-0.001 is not valid", "a number > 0.0"]),
-    (["lr_find.end_lr=0"], ["lr_find.end_lr=0 is not valid"]),
-    (["lr_find.mode=cubic"], ["lr_find.mode='cubic' is not valid", "exp, linear"]),
-    (["lr_find.repeats=0"], ["lr_find.repeats=0 is not valid"]),
-])
+@pytest.mark.parametrize(
+    "override, needles",
+    [
+        (["lr_find.start_lr=1", "lr_find.end_lr=0.1"], ["lr_find.start_lr=1 must be below lr_find.end_lr=0.1"]),
+        (["lr_find.start_lr=1e-3", "lr_find.end_lr=1e-3"], ["must be below lr_find.end_lr"]),
+        (["lr_find.steps=5"], ["lr_find.steps=5 is not valid", "a whole number ≥ 10"]),
+        (["lr_find.start_lr=-1e-3"], ["lr_find.start_lr=-0.001 is not valid", "a number > 0.0"]),
+        (["lr_find.end_lr=0"], ["lr_find.end_lr=0 is not valid"]),
+        (["lr_find.mode=cubic"], ["lr_find.mode='cubic' is not valid", "exp, linear"]),
+        (["lr_find.repeats=0"], ["lr_find.repeats=0 is not valid"]),
+    ],
+)
 def test_bad_finder_settings_are_refused_before_any_data_is_read(override, needles):
     with pytest.raises(AnnkitError) as err:
         validate(composed("lr_find", [*PLAYGROUND, *override]))

@@ -35,8 +35,16 @@ LRS = ladder(1e-7, 10, 100)
 X = np.log10(LRS)
 
 
-def drop_then_blowup(seed: int, *, x_half: float = -3.0, width: float = 0.3, noise: float = 0.05, gap: float = 2.0,
-                     shift: float = 0.0, scale: float = 1.0) -> np.ndarray:
+def drop_then_blowup(
+    seed: int,
+    *,
+    x_half: float = -3.0,
+    width: float = 0.3,
+    noise: float = 0.05,
+    gap: float = 2.0,
+    shift: float = 0.0,
+    scale: float = 1.0,
+) -> np.ndarray:
     """2.3 → 0.3 (a sigmoid in log lr, half-way at x_half), blowing up from x_half + gap on."""
     rng = np.random.default_rng(seed)
     y = 2.3 - 2.0 / (1 + np.exp(-(X - x_half) / width)) + 0.05 * np.exp((X - (x_half + gap)) / 0.25)

@@ -8,8 +8,13 @@ import torch
 
 from annkit.head import Head
 from annkit.metrics import (
-    ClassificationScores, RegressionScores, classification_report, metric_mode,
-    multilabel_report, regression_report, scalars,
+    ClassificationScores,
+    RegressionScores,
+    classification_report,
+    metric_mode,
+    multilabel_report,
+    regression_report,
+    scalars,
 )
 
 
@@ -80,7 +85,9 @@ def test_regression_report_and_scores():
     r = scores.compute()
     assert r["mse"] == pytest.approx(0.5 / 4) and r["mae"] == pytest.approx(1.0 / 4)
     assert r["r2"] == pytest.approx(1 - 0.5 / 5.0)  # Σ(y − ȳ)² = 2.25 + 0.25 + 0.25 + 2.25 = 5
-    two = regression_report(2, np.array([0.0, 2.0]), np.array([0.0, 2.0]), np.array([2.0, 2.0]), np.array([2.0, 4.0]), ["p", "q"])
+    two = regression_report(
+        2, np.array([0.0, 2.0]), np.array([0.0, 2.0]), np.array([2.0, 2.0]), np.array([2.0, 4.0]), ["p", "q"]
+    )
     assert two["per_target"]["p"]["r2"] == 1.0  # constant target fitted exactly: 1 (scikit-learn's convention)
     assert two["per_target"]["q"]["r2"] == pytest.approx(1 - 2.0 / 2.0) and two["r2"] == pytest.approx(0.5)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -14,7 +15,7 @@ from annkit.models import ACTIVATIONS, MLP, count_params, make_activation, summa
 
 def linear_params(widths: list[int]) -> int:
     """Σ over consecutive layers of (fan_in + 1)·fan_out: weights plus one bias per neuron."""
-    return sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
+    return sum((a + 1) * b for a, b in itertools.pairwise(widths))
 
 
 @pytest.mark.parametrize(
@@ -35,7 +36,18 @@ def test_parameter_counts(hidden, norm, expected):
 def test_shapes_and_layer_order():
     model = MLP(784, [32, 16], 10, "tanh", dropout=0.5, norm="layer")
     kinds = [type(m).__name__ for m in model.layers]
-    assert kinds == ["Flatten", "Linear", "LayerNorm", "Tanh", "Dropout", "Linear", "LayerNorm", "Tanh", "Dropout", "Linear"]
+    assert kinds == [
+        "Flatten",
+        "Linear",
+        "LayerNorm",
+        "Tanh",
+        "Dropout",
+        "Linear",
+        "LayerNorm",
+        "Tanh",
+        "Dropout",
+        "Linear",
+    ]
     assert model(torch.zeros(5, 28, 28)).shape == (5, 10)
     rows = summarize(model, (28, 28))
     assert [r.output_shape for r in rows] == [(784,), (32,), (32,), (32,), (32,), (16,), (16,), (16,), (16,), (10,)]

@@ -50,7 +50,9 @@ def test_an_old_checkpoint_predicts_a_csv_as_the_model_computes_in_process(tmp_p
     points = np.random.default_rng(3).uniform(-5, 5, size=(12, 2)).round(3)
     table = tmp_path / "points.csv"
     table.write_text("x1,x2\n" + "".join(f"{a},{b}\n" for a, b in points))
-    proc = run_annkit("predict", f"checkpoint={BEST}", f"input={table}", f"hydra.run.dir={tmp_path / 'p'}", cwd=tmp_path)
+    proc = run_annkit(
+        "predict", f"checkpoint={BEST}", f"input={table}", f"hydra.run.dir={tmp_path / 'p'}", cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with open(tmp_path / "p" / "predictions.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -62,12 +64,17 @@ def test_an_old_checkpoint_predicts_a_csv_as_the_model_computes_in_process(tmp_p
 
 def test_an_old_checkpoint_fine_tunes_with_every_tensor_loaded(tmp_path):
     run_dir = tmp_path / "tuned"
-    proc = run_annkit("train", *TRAINED_WITH, f"model.init_from={BEST}", "trainer.epochs=1", f"hydra.run.dir={run_dir}",
-                      cwd=tmp_path)
+    proc = run_annkit(
+        "train", *TRAINED_WITH, f"model.init_from={BEST}", "trainer.epochs=1", f"hydra.run.dir={run_dir}", cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads((run_dir / "metrics.json").read_text())["init_from"]
-    assert report["path"] == str(BEST) and sorted(report["loaded"]) == ["layers.1.bias", "layers.1.weight",
-                                                                         "layers.3.bias", "layers.3.weight"]
+    assert report["path"] == str(BEST) and sorted(report["loaded"]) == [
+        "layers.1.bias",
+        "layers.1.weight",
+        "layers.3.bias",
+        "layers.3.weight",
+    ]
 
 
 def test_an_old_run_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):

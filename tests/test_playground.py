@@ -266,9 +266,14 @@ def test_unknown_kind_lists_the_kinds_of_that_task():
     assert 'Did you mean "plane"' in msg
 
 
-@pytest.mark.parametrize("kind, task, other", [("spiral", "regression", "classification"),
-                                               ("circle", "regression", "classification"),
-                                               ("plane", "classification", "regression")])
+@pytest.mark.parametrize(
+    "kind, task, other",
+    [
+        ("spiral", "regression", "classification"),
+        ("circle", "regression", "classification"),
+        ("plane", "classification", "regression"),
+    ],
+)
 def test_kind_of_the_other_task(kind, task, other):
     msg = err(generate, kind, task, 10, 0.0, rng())
     assert f"dataset.task={other}" in msg and kind in msg and other in msg

@@ -26,8 +26,18 @@ from tests.conftest import OFFLINE_ENV, annkit_command, assert_user_error, make_
 
 # Every random stream in play: shuffling, flip + shift augmentation (the run's generator), dropout
 # (torch's global stream), batch norm statistics, fused AdamW and a per-step one-cycle schedule.
-SMALL = ["model.hidden=[32]", "model.dropout=0.2", "trainer.epochs=3", "trainer.batch_size=32", "trainer.log_every=5",
-         "dataset.val_size=100", "dataset.verify=false", "dataset.download=false", "dataset.search=[]", "trainer.device=cpu"]
+SMALL = [
+    "model.hidden=[32]",
+    "model.dropout=0.2",
+    "trainer.epochs=3",
+    "trainer.batch_size=32",
+    "trainer.log_every=5",
+    "dataset.val_size=100",
+    "dataset.verify=false",
+    "dataset.download=false",
+    "dataset.search=[]",
+    "trainer.device=cpu",
+]
 STEPS = 16  # 500 training images / 32
 
 
@@ -87,7 +97,9 @@ def interrupt_at(monkeypatch, call: int, signum: int = signal.SIGINT) -> None:
     monkeypatch.setattr(annkit.loop, "train_step", step)
 
 
-@pytest.mark.parametrize("at", [5, STEPS, STEPS + 1, 2 * STEPS + 9])  # mid-epoch, an epoch's last batch, the first of the next, late
+@pytest.mark.parametrize(
+    "at", [5, STEPS, STEPS + 1, 2 * STEPS + 9]
+)  # mid-epoch, an epoch's last batch, the first of the next, late
 def test_a_run_stopped_anywhere_and_resumed_is_bit_identical(tmp_path, monkeypatch, reference, synthetic_root, at):
     ref_run, ref = reference
     overrides = [*SMALL, f"dataset.root={synthetic_root}"]
@@ -101,10 +113,18 @@ def test_a_run_stopped_anywhere_and_resumed_is_bit_identical(tmp_path, monkeypat
     assert saved.meta["overrides"] == overrides
     assert not (tmp_path / "metrics.json").exists()
 
-    resumed = train(composed([*overrides, f"resume={tmp_path}/checkpoints/last.safetensors"]), tmp_path, console=quiet())
+    resumed = train(
+        composed([*overrides, f"resume={tmp_path}/checkpoints/last.safetensors"]), tmp_path, console=quiet()
+    )
     assert_same_run(ref_run, tmp_path, ref, resumed)
-    assert resumed["resumed"] == [{"from": str(tmp_path / "checkpoints" / "last.safetensors"),
-                                   "epoch": saved.meta["epoch"], "batch": saved.meta["batch"], "step": at}]
+    assert resumed["resumed"] == [
+        {
+            "from": str(tmp_path / "checkpoints" / "last.safetensors"),
+            "epoch": saved.meta["epoch"],
+            "batch": saved.meta["batch"],
+            "step": at,
+        }
+    ]
     # TensorBoard: the per-step curve and the per-epoch curve, each step once, values as in the reference
     for tag in ("step/loss_train", "acc/val", "loss/train"):
         assert tb_steps(tmp_path, tag) == tb_steps(ref_run, tag), tag
@@ -128,8 +148,18 @@ def test_sigterm_saves_and_exits_143_and_a_second_resume_goes_on(tmp_path, monke
     assert [r["step"] for r in resumed["resumed"]] == [7, 27]
 
 
-PLAYGROUND = ["dataset=playground", "dataset.kind=circle", "dataset.n=1000", "model.hidden=[16]", "model.norm=none",
-              "model.activation=tanh", "optimizer=adam", "trainer.epochs=3", "trainer.batch_size=64", "trainer.device=cpu"]
+PLAYGROUND = [
+    "dataset=playground",
+    "dataset.kind=circle",
+    "dataset.n=1000",
+    "model.hidden=[16]",
+    "model.norm=none",
+    "model.activation=tanh",
+    "optimizer=adam",
+    "trainer.epochs=3",
+    "trainer.batch_size=64",
+    "trainer.device=cpu",
+]
 
 
 def test_an_lr_auto_run_resumes_with_the_lr_it_found_without_searching_again(tmp_path, monkeypatch):
@@ -144,9 +174,14 @@ def test_an_lr_auto_run_resumes_with_the_lr_it_found_without_searching_again(tmp
 
     monkeypatch.setattr(finder, "find_lr", lambda *a, **k: pytest.fail("the finder ran again"))
     resumed = train(composed([*overrides, f"resume={run}"]), run, console=quiet())
-    untimed = [{k: v for k, v in json.loads(json.dumps(m["lr_find"])).items() if k != "seconds"} for m in (resumed, reference)]
+    untimed = [
+        {k: v for k, v in json.loads(json.dumps(m["lr_find"])).items() if k != "seconds"} for m in (resumed, reference)
+    ]
     assert untimed[0] == untimed[1]  # the first part's search, recorded, not redone
-    assert load_checkpoint(run / "checkpoints" / "last.safetensors").meta["config"]["optimizer"]["lr"] == reference["lr_find"]["suggestion"]
+    assert (
+        load_checkpoint(run / "checkpoints" / "last.safetensors").meta["config"]["optimizer"]["lr"]
+        == reference["lr_find"]["suggestion"]
+    )
     assert_same_run(tmp_path / "ref", run, reference, resumed)
 
 
@@ -173,7 +208,9 @@ def test_a_checkpoint_that_cannot_be_written_stops_with_a_paragraph_and_the_old_
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", full)
-    with pytest.raises(AnnkitError, match="No space left on device .errno 28.. The file it would replace, if any, is whole"):
+    with pytest.raises(
+        AnnkitError, match=r"No space left on device .errno 28.. The file it would replace, if any, is whole"
+    ):
         write_or_explain(path, b"new")
     monkeypatch.undo()
     assert load_checkpoint(path).meta["epoch"] == 1
@@ -192,7 +229,13 @@ def test_resume_may_extend_a_constant_schedule_but_not_a_one_cycle(tmp_path, syn
         train(composed([*base, "trainer.epochs=4", f"resume={tmp_path / 'c'}"]), tmp_path / "c", console=quiet())
     with pytest.raises(AnnkitError, match="nothing left to do"):
         train(composed([*base, f"resume={tmp_path / 'c'}"]), tmp_path / "c", console=quiet())
-    early = [*base, "scheduler=none", "trainer.epochs=5", "trainer.early_stopping.patience=1", "trainer.early_stopping.min_delta=10"]
+    early = [
+        *base,
+        "scheduler=none",
+        "trainer.epochs=5",
+        "trainer.early_stopping.patience=1",
+        "trainer.early_stopping.min_delta=10",
+    ]
     stopped = train(composed(early), tmp_path / "e", console=quiet())
     assert stopped["stopped_early"] and stopped["epochs"] == 2
     with pytest.raises(AnnkitError, match=r"finished 2 of 5 epochs \(it stopped early\)"):
@@ -208,9 +251,16 @@ def test_resume_refuses_a_config_that_changes_the_run(tmp_path, synthetic_root, 
     (run / "metrics.json").unlink()
     before = (run / "checkpoints" / "last.safetensors").read_bytes()
     with pytest.raises(AnnkitError) as err:
-        train(composed([*overrides, "model.hidden=[64]", "optimizer.weight_decay=0.5", f"resume={run}"]), run, console=quiet())
+        train(
+            composed([*overrides, "model.hidden=[64]", "optimizer.weight_decay=0.5", f"resume={run}"]),
+            run,
+            console=quiet(),
+        )
     text = str(err.value)
-    assert "model.hidden: [32] in the run → [64] now" in text and "optimizer.weight_decay: 0.2 in the run → 0.5 now" in text
+    assert (
+        "model.hidden: [32] in the run → [64] now" in text
+        and "optimizer.weight_decay: 0.2 in the run → 0.5 now" in text
+    )
     assert "model.init_from=" in text and "trainer.epochs" in text  # the way out, and what may change
     assert (run / "checkpoints" / "last.safetensors").read_bytes() == before  # nothing lost
 
@@ -223,8 +273,15 @@ def test_prepare_argv_reapplies_the_runs_overrides_and_picks_its_run_dir(tmp_pat
     last = (run / "checkpoints" / "last.safetensors").resolve()
     # replaced by the new ones; dataset.download from the checkpoint is always false (nothing it says starts a download)
     kept = [o for o in overrides if not o.startswith(("trainer.epochs=", "trainer.log_every=", "dataset.download="))]
-    assert argv == [*kept, "dataset.download=false", "trainer.log_every=3", "trainer.epochs=2",
-                    override("resume", str(last)), override("hydra.run.dir", str(run.resolve())), "hydra.output_subdir=.hydra/resume-1"]
+    assert argv == [
+        *kept,
+        "dataset.download=false",
+        "trainer.log_every=3",
+        "trainer.epochs=2",
+        override("resume", str(last)),
+        override("hydra.run.dir", str(run.resolve())),
+        "hydra.output_subdir=.hydra/resume-1",
+    ]
     assert prepare_argv(["trainer.epochs=2"]) == ["trainer.epochs=2"]
     with pytest.raises(AnnkitError, match="cannot be part of a sweep"):
         prepare_argv([f"resume={run}", "-m"])
@@ -266,9 +323,25 @@ def test_nan_stop_pins_the_step_and_lr_and_keeps_nothing_after_it():
         def on_epoch_end(self, row, *, is_best):
             seen.append(row)
 
-    result = annkit.loop.fit(model, opt, Batcher(x, y, 8), Batcher(x[:8], y[:8], 8), head=Head("classification", ["a", "b"], "ce", "softmax"),
-                             epochs=3, prepare=lambda b, train: b, scheduler=sched, log_every=4, hooks=[Rows()])
-    assert result.diverged == {"step": 7, "epoch": 1, "batch": 7, "lr": pytest.approx(0.5 * 0.9 ** 6), "loss": pytest.approx(float("nan"), nan_ok=True)}
+    result = annkit.loop.fit(
+        model,
+        opt,
+        Batcher(x, y, 8),
+        Batcher(x[:8], y[:8], 8),
+        head=Head("classification", ["a", "b"], "ce", "softmax"),
+        epochs=3,
+        prepare=lambda b, train: b,
+        scheduler=sched,
+        log_every=4,
+        hooks=[Rows()],
+    )
+    assert result.diverged == {
+        "step": 7,
+        "epoch": 1,
+        "batch": 7,
+        "lr": pytest.approx(0.5 * 0.9**6),
+        "loss": pytest.approx(float("nan"), nan_ok=True),
+    }
     assert seen == [] and result.history == []  # no epoch row (and so no checkpoint) after the NaN
 
 
@@ -283,29 +356,61 @@ def test_skip_batch_skips_exactly_the_bad_batches_and_counts_them():
         torch.manual_seed(0)
         model = torch.nn.Linear(2, 2)
         opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
-        result = annkit.loop.fit(model, opt, Batcher(*data, 8), Batcher(x[:8], y[:8], 8), head=head, epochs=3,
-                                 prepare=lambda b, train: b, nan_policy=policy, log_every=4)
+        result = annkit.loop.fit(
+            model,
+            opt,
+            Batcher(*data, 8),
+            Batcher(x[:8], y[:8], 8),
+            head=head,
+            epochs=3,
+            prepare=lambda b, train: b,
+            nan_policy=policy,
+            log_every=4,
+        )
         runs.append((model.state_dict(), result))
     (skipped_w, skipped), (clean_w, clean) = runs
     assert skipped.skipped == 3 and clean.skipped == 0 and skipped.diverged is None
     assert all(torch.equal(skipped_w[k], clean_w[k]) for k in clean_w)
     assert [r["train/loss"] for r in skipped.history] == [r["train/loss"] for r in clean.history]
     model = torch.nn.Linear(2, 2)  # every batch bad: nothing would ever train, so it stops
-    result = annkit.loop.fit(model, torch.optim.SGD(model.parameters(), lr=0.5), Batcher(x * float("nan"), y, 8),
-                             Batcher(x[:8], y[:8], 8), head=head, epochs=3, prepare=lambda b, train: b, nan_policy="skip_batch")
+    result = annkit.loop.fit(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.5),
+        Batcher(x * float("nan"), y, 8),
+        Batcher(x[:8], y[:8], 8),
+        head=head,
+        epochs=3,
+        prepare=lambda b, train: b,
+        nan_policy="skip_batch",
+    )
     assert result.diverged["all_skipped"] and result.skipped == 10 and result.history == []
 
 
 def test_nan_stop_through_the_cli_exits_3_with_advice_and_keeps_the_last_good_checkpoint(tmp_path, fashion_dir):
-    args = ["train", "optimizer=sgd", "optimizer.lr=1e4", "scheduler=none", "model.norm=none", "model.hidden=[32]",
-            "trainer.epochs=2", "dataset.limit_train=1000", f"dataset.root={fashion_dir}", "hydra.run.dir=run"]
+    args = [
+        "train",
+        "optimizer=sgd",
+        "optimizer.lr=1e4",
+        "scheduler=none",
+        "model.norm=none",
+        "model.hidden=[32]",
+        "trainer.epochs=2",
+        "dataset.limit_train=1000",
+        f"dataset.root={fashion_dir}",
+        "hydra.run.dir=run",
+    ]
     proc = run_annkit(*args, cwd=tmp_path)
     flat = " ".join((proc.stdout + proc.stderr).split())
     assert proc.returncode == 3 and "Traceback" not in flat, flat
     assert "The training loss became nan at step" in flat and "with lr 1e+04" in flat
     # the loss never fell at 1e4, so no number derived from it is offered (1e+03 diverges too): lr-find with the same overrides
-    for advice in ("the loss fell at none this run used (1e+04;", "`annkit lr-find optimizer=sgd scheduler=none model.norm=none "
-                   "'model.hidden=[32]' trainer.epochs=2 dataset.limit_train=1000", "trainer.grad_clip=1.0", "trainer.nan_policy=skip_batch"):
+    for advice in (
+        "the loss fell at none this run used (1e+04;",
+        "`annkit lr-find optimizer=sgd scheduler=none model.norm=none "
+        "'model.hidden=[32]' trainer.epochs=2 dataset.limit_train=1000",
+        "trainer.grad_clip=1.0",
+        "trainer.nan_policy=skip_batch",
+    ):
         assert advice in flat, advice
     assert "optimizer.lr=1e+03" not in flat
     assert not (tmp_path / "run" / "metrics.json").exists()
@@ -317,13 +422,25 @@ def test_nan_stop_through_the_cli_exits_3_with_advice_and_keeps_the_last_good_ch
 
 # ── a real `annkit train` process: SIGINT, SIGKILL, a second Ctrl-C ────────────────────────────
 
-REAL = ["model.hidden=[64]", "trainer.epochs=3", "dataset.limit_train=4000", "trainer.batch_size=128", "trainer.log_every=4"]
+REAL = [
+    "model.hidden=[64]",
+    "trainer.epochs=3",
+    "dataset.limit_train=4000",
+    "trainer.batch_size=128",
+    "trainer.log_every=4",
+]
 
 
 def start(cwd: Path, *args: str) -> subprocess.Popen:
     env = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, **OFFLINE_ENV, "COLUMNS": "200"}
-    return subprocess.Popen([*annkit_command(), "train", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [*annkit_command(), "train", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def wait_for_row(proc: subprocess.Popen, row: str) -> list[str]:
@@ -360,14 +477,22 @@ def test_sigint_to_a_real_train_process_then_resume_equals_the_uninterrupted_run
     assert_same_run(real_reference[0], run, real_reference[1], json.loads((run / "metrics.json").read_text()))
     assert (run / ".hydra" / "overrides.yaml").read_text().count("resume") == 0  # the original record is kept
     assert "resume=" in (run / ".hydra" / "resume-1" / "overrides.yaml").read_text()
-    assert [s for s, _ in tb_steps(run, "step/loss_train")] == [s for s, _ in tb_steps(real_reference[0], "step/loss_train")]
+    assert [s for s, _ in tb_steps(run, "step/loss_train")] == [
+        s for s, _ in tb_steps(real_reference[0], "step/loss_train")
+    ]
 
 
 def test_a_killed_process_resumes_from_its_last_step_checkpoint(tmp_path, fashion_dir, real_reference):
     """A machine that dies: SIGKILL, no handler runs. With trainer.checkpoint.every_n_steps the run
     goes on from its last saved step, and still ends exactly as the uninterrupted run."""
-    proc = start(tmp_path, *REAL, f"dataset.root={fashion_dir}", "trainer.checkpoint.every_n_steps=5",
-                 "trainer.checkpoint.keep_last=2", "hydra.run.dir=dead")
+    proc = start(
+        tmp_path,
+        *REAL,
+        f"dataset.root={fashion_dir}",
+        "trainer.checkpoint.every_n_steps=5",
+        "trainer.checkpoint.keep_last=2",
+        "hydra.run.dir=dead",
+    )
     wait_for_row(proc, "1/3")
     proc.kill()
     proc.wait()
@@ -376,7 +501,9 @@ def test_a_killed_process_resumes_from_its_last_step_checkpoint(tmp_path, fashio
     assert len(kept) == 2
     with pytest.raises(AnnkitError, match="the run went on past this checkpoint"):
         prepare_argv([f"resume={kept[0]}"])  # the older copy: resuming it would rewrite the steps after it
-    assert prepare_argv([f"resume={kept[1]}"])[-3] == override("resume", str(kept[1].resolve()))  # the newest equals last
+    assert prepare_argv([f"resume={kept[1]}"])[-3] == override(
+        "resume", str(kept[1].resolve())
+    )  # the newest equals last
     proc = run_annkit("train", f"resume={run}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert_same_run(real_reference[0], run, real_reference[1], json.loads((run / "metrics.json").read_text()))
@@ -397,11 +524,15 @@ def test_a_second_ctrl_c_stops_at_once_and_leaves_whole_files(tmp_path, fashion_
 
 
 def test_resume_bad_targets_through_the_cli(tmp_path, precious):
-    assert_user_error(run_annkit("train", "resume=outputs/train/runs/nope", cwd=tmp_path), "no such run dir or checkpoint file")
+    assert_user_error(
+        run_annkit("train", "resume=outputs/train/runs/nope", cwd=tmp_path), "no such run dir or checkpoint file"
+    )
     assert_user_error(run_annkit("train", "resume=outputs/train/runs/earlier", cwd=tmp_path), "not an annkit run dir")
     (tmp_path / "x.pt").write_bytes(b"\x80\x04\x95not a checkpoint")
     assert_user_error(run_annkit("train", "resume=x.pt", cwd=tmp_path), "never unpickles")
-    assert_user_error(run_annkit("lr-find", "resume=x.pt", "dataset=xor", cwd=tmp_path), "lr-find starts no run to resume")
+    assert_user_error(
+        run_annkit("lr-find", "resume=x.pt", "dataset=xor", cwd=tmp_path), "lr-find starts no run to resume"
+    )
 
 
 def test_an_output_dir_that_cannot_be_written_is_refused_before_anything_runs(tmp_path, precious):

@@ -36,19 +36,25 @@ def test_onecycle_peaks_at_optimizer_lr_and_ends_at_its_floor():
     seen = lrs(opt, sched, 100)
     s = cfg["scheduler"]
     assert seen[0] == pytest.approx(0.1 / s["div_factor"])  # starts at max_lr / div_factor
-    assert max(seen) == pytest.approx(0.1, rel=1e-3) and seen.index(max(seen)) == 24  # peak after pct_start·100 − 1 steps
+    assert (
+        max(seen) == pytest.approx(0.1, rel=1e-3) and seen.index(max(seen)) == 24
+    )  # peak after pct_start·100 − 1 steps
     assert seen[-1] == pytest.approx(0.1 / (s["div_factor"] * s["final_div_factor"]), rel=1e-2)
 
 
 def test_cosine_spans_the_whole_run():
-    opt, sched, interval, _ = scheduler_for("scheduler=cosine", "optimizer=sgd", "optimizer.lr=1.0", epochs=2, steps=10)
+    opt, sched, _interval, _ = scheduler_for(
+        "scheduler=cosine", "optimizer=sgd", "optimizer.lr=1.0", epochs=2, steps=10
+    )
     assert sched.T_max == 20
     seen = lrs(opt, sched, 20)
     assert seen[0] == 1.0 and seen[10] == pytest.approx(0.5)  # halfway: (1 + cos(π/2))/2
 
 
 def test_step_decay_is_per_epoch():
-    opt, sched, interval, _ = scheduler_for("scheduler=step", "optimizer=sgd", "scheduler.step_size=2", "scheduler.gamma=0.1", epochs=6, steps=50)
+    opt, sched, interval, _ = scheduler_for(
+        "scheduler=step", "optimizer=sgd", "scheduler.step_size=2", "scheduler.gamma=0.1", epochs=6, steps=50
+    )
     assert interval == "epoch"
     assert lrs(opt, sched, 5) == pytest.approx([0.05, 0.05, 0.005, 0.005, 0.0005])  # sgd lr 0.05, ×0.1 every 2 epochs
 
@@ -64,14 +70,29 @@ def test_onecycle_too_short_to_warm_up_is_explained_and_auto_trains_at_a_constan
     _, sched, _, _ = scheduler_for(epochs=1, steps=4)  # the default, scheduler=auto: too short, so no schedule
     assert sched is None
     _, sched, _, resolved = scheduler_for(epochs=1, steps=8)  # 0.25 × 8 = 2 steps of warm-up: the one-cycle
-    assert isinstance(sched, torch.optim.lr_scheduler.OneCycleLR) and resolved["scheduler"]["if_too_short"] == "constant"
+    assert (
+        isinstance(sched, torch.optim.lr_scheduler.OneCycleLR) and resolved["scheduler"]["if_too_short"] == "constant"
+    )
 
 
 def test_quick_run_too_short_for_onecycle_says_what_to_do(tmp_path, fashion_dir):
-    proc = run_annkit("train", "scheduler=onecycle", "trainer.epochs=1", "dataset.limit_train=1000", f"dataset.root={fashion_dir}", cwd=tmp_path)
+    proc = run_annkit(
+        "train",
+        "scheduler=onecycle",
+        "trainer.epochs=1",
+        "dataset.limit_train=1000",
+        f"dataset.root={fashion_dir}",
+        cwd=tmp_path,
+    )
     out = " ".join((proc.stdout + proc.stderr).split())
     assert proc.returncode == 2 and "Traceback" not in out
-    assert "scheduler=onecycle cannot warm up over this run" in out and "scheduler=auto" in out and "scheduler=none" in out
-    ok = run_annkit("train", "trainer.epochs=1", "dataset.limit_train=1000", f"dataset.root={fashion_dir}", cwd=tmp_path)
+    assert (
+        "scheduler=onecycle cannot warm up over this run" in out and "scheduler=auto" in out and "scheduler=none" in out
+    )
+    ok = run_annkit(
+        "train", "trainer.epochs=1", "dataset.limit_train=1000", f"dataset.root={fashion_dir}", cwd=tmp_path
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "constant lr (scheduler=auto: 4 steps are too few to warm up a one-cycle schedule" in " ".join(ok.stdout.split())
+    assert "constant lr (scheduler=auto: 4 steps are too few to warm up a one-cycle schedule" in " ".join(
+        ok.stdout.split()
+    )

@@ -5,6 +5,7 @@ here; Slurm on a cluster)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -29,8 +30,17 @@ def metrics(job: Path) -> dict:
 
 
 def test_joblib_runs_four_jobs_at_once_with_the_cores_split_between_them(tmp_path):
-    proc = run_annkit("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", *PLAYGROUND, "trainer.epochs=25",
-                      "model.activation=relu,tanh,gelu,sigmoid", "hydra.sweep.dir=sweep", cwd=tmp_path)
+    proc = run_annkit(
+        "train",
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=4",
+        *PLAYGROUND,
+        "trainer.epochs=25",
+        "model.activation=relu,tanh,gelu,sigmoid",
+        "hydra.sweep.dir=sweep",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     runs = [metrics(job) for job in jobs(tmp_path / "sweep")]
     assert len(runs) == 4
@@ -51,15 +61,29 @@ def test_parallel_jobs_reads_the_launcher_as_joblib_counts():
 
 
 def test_optuna_search_of_8_trials_reports_the_best_parameters(tmp_path):
-    proc = run_annkit("train", "-m", "hparams_search=optuna", *PLAYGROUND, "trainer.epochs=15", "hydra.sweeper.n_trials=8",
-                      "hydra.sweep.dir=search", cwd=tmp_path)
+    proc = run_annkit(
+        "train",
+        "-m",
+        "hparams_search=optuna",
+        *PLAYGROUND,
+        "trainer.epochs=15",
+        "hydra.sweeper.n_trials=8",
+        "hydra.sweep.dir=search",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     trials = jobs(tmp_path / "search")
     assert len(trials) == 8
     result = OmegaConf.load(tmp_path / "search" / "optimization_results.yaml")
     accuracy = {trial.name: metrics(trial)["val"]["accuracy"] for trial in trials}
     assert result.best_value == pytest.approx(max(accuracy.values()))  # the returned objective: val accuracy
-    assert set(result.best_params) == {"optimizer.lr", "model.width", "model.depth", "model.dropout", "model.activation"}
+    assert set(result.best_params) == {
+        "optimizer.lr",
+        "model.width",
+        "model.depth",
+        "model.dropout",
+        "model.activation",
+    }
     best = [t for t in trials if accuracy[t.name] == pytest.approx(result.best_value)]
     configs = [OmegaConf.load(t / ".hydra" / "config.yaml") for t in best]
     assert any(c.optimizer.lr == pytest.approx(result.best_params["optimizer.lr"]) for c in configs)
@@ -72,12 +96,21 @@ def test_optuna_search_of_8_trials_reports_the_best_parameters(tmp_path):
 
 def params_of(inputs: int, hidden: list[int], outputs: int) -> int:
     widths = [inputs, *hidden, outputs]
-    return sum(a * b + b for a, b in zip(widths, widths[1:]))
+    return sum(a * b + b for a, b in itertools.pairwise(widths))
 
 
 def test_a_diverged_job_does_not_stop_the_sweep(tmp_path):
-    proc = run_annkit("train", "-m", *PLAYGROUND, "trainer.epochs=3", "optimizer=sgd", "optimizer.lr=1e12,0.01",
-                      "model.activation=relu", "hydra.sweep.dir=sweep", cwd=tmp_path)
+    proc = run_annkit(
+        "train",
+        "-m",
+        *PLAYGROUND,
+        "trainer.epochs=3",
+        "optimizer=sgd",
+        "optimizer.lr=1e12,0.01",
+        "model.activation=relu",
+        "hydra.sweep.dir=sweep",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     first, second = jobs(tmp_path / "sweep")
     assert not (first / "metrics.json").exists()  # it diverged: no metrics, its last good checkpoint kept
@@ -88,8 +121,15 @@ def test_a_diverged_job_does_not_stop_the_sweep(tmp_path):
 
 def test_submitit_runs_the_jobs_through_its_executor(tmp_path):
     """submitit_local is the submitit launcher with a local executor: the path a Slurm sweep takes."""
-    proc = run_annkit("train", "-m", "hydra/launcher=submitit_local", *PLAYGROUND, "trainer.epochs=3",
-                      "hydra.sweep.dir=sweep", cwd=tmp_path)
+    proc = run_annkit(
+        "train",
+        "-m",
+        "hydra/launcher=submitit_local",
+        *PLAYGROUND,
+        "trainer.epochs=3",
+        "hydra.sweep.dir=sweep",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert [metrics(job)["epochs"] for job in jobs(tmp_path / "sweep")] == [3, 3]
     assert (tmp_path / "sweep" / ".submitit").is_dir()
@@ -97,10 +137,17 @@ def test_submitit_runs_the_jobs_through_its_executor(tmp_path):
 
 def test_the_slurm_launcher_config_composes_with_annkit_sizes():
     with initialize_config_module(config_module="annkit.configs", version_base=None):
-        cfg = compose("train", ["hydra/launcher=annkit_slurm", "hydra.launcher.partition=gpu"], return_hydra_config=True)
+        cfg = compose(
+            "train", ["hydra/launcher=annkit_slurm", "hydra.launcher.partition=gpu"], return_hydra_config=True
+        )
     launcher = cfg.hydra.launcher
     assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
-    assert (launcher.partition, launcher.gpus_per_node, launcher.cpus_per_task, launcher.tasks_per_node) == ("gpu", 1, 8, 1)
+    assert (launcher.partition, launcher.gpus_per_node, launcher.cpus_per_task, launcher.tasks_per_node) == (
+        "gpu",
+        1,
+        8,
+        1,
+    )
     assert parallel_jobs(launcher) == 1  # every job has its own allocation: no thread split
 
 

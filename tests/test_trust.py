@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -35,7 +36,13 @@ from annkit.tasks.evaluate import prepare_argv as evaluate_argv
 from annkit.tasks.train import prepare_argv, train
 from tests.conftest import OFFLINE_ENV, annkit_command, assert_user_error, make_idx_dataset, run_annkit
 
-XOR = ["experiment=xor_tanh", "trainer.epochs=3", "trainer.device=cpu", "logger.images_every=0", "logger.confusion=false"]
+XOR = [
+    "experiment=xor_tanh",
+    "trainer.epochs=3",
+    "trainer.device=cpu",
+    "logger.images_every=0",
+    "logger.confusion=false",
+]
 # each a line a crafted checkpoint's command line may hold, and the words of the refusal that names it
 CRAFTED = {
     "hydra.job_logging.handlers.file.filename={sentinel}": "is a Hydra setting",
@@ -61,7 +68,11 @@ def quiet() -> Console:
 
 def tree_digest(folder: Path) -> dict[str, str]:
     """Every file below ``folder`` → the sha256 of its bytes."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def craft(src: Path, dst: Path, change) -> Path:
@@ -69,7 +80,7 @@ def craft(src: Path, dst: Path, change) -> Path:
     file with no pickle in it, as an attacker would make one."""
     with safe_open(str(src), framework="pt") as f:
         meta = json.loads(f.metadata()["annkit"])
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
     change(meta)
     dst.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(dst), metadata={"annkit": json.dumps(meta)})
@@ -92,9 +103,16 @@ def test_every_reader_refuses_a_checkpoint_whose_stored_command_line_is_not_annk
     sentinel = tmp_path / "sentinel"
     sentinel.write_text("precious")
     line = line.replace("{sentinel}", str(sentinel))
-    bad = craft(xor_run / "checkpoints" / "last.safetensors", tmp_path / "run" / "checkpoints" / "last.safetensors",
-                lambda meta: meta["overrides"].append(line))
-    for read in (lambda: load_checkpoint(bad), lambda: load_model(bad), lambda: prepare_argv([f"resume={bad.parent.parent}"])):
+    bad = craft(
+        xor_run / "checkpoints" / "last.safetensors",
+        tmp_path / "run" / "checkpoints" / "last.safetensors",
+        lambda meta: meta["overrides"].append(line),
+    )
+    for read in (
+        lambda: load_checkpoint(bad),
+        lambda: load_model(bad),
+        lambda: prepare_argv([f"resume={bad.parent.parent}"]),
+    ):
         with pytest.raises(AnnkitError, match="is refused: the command line it stores holds") as err:
             read()
         assert CRAFTED[line.replace(str(sentinel), "{sentinel}")] in str(err.value) and repr(line) in str(err.value)
@@ -108,15 +126,27 @@ def test_resume_eval_predict_and_init_from_refuse_it_through_the_cli_and_the_fil
     sentinel.write_text("my notes\n")
     run = tmp_path / "run"
     shutil.copytree(xor_run, run)
-    craft(xor_run / "checkpoints" / "last.safetensors", run / "checkpoints" / "last.safetensors", lambda meta: meta["overrides"].extend(
-        [f"hydra.job_logging.handlers.file.filename={sentinel}", "+hydra.job_logging.handlers.file.mode=w"]))
-    craft(xor_run / "checkpoints" / "best.safetensors", run / "checkpoints" / "best.safetensors",
-          lambda meta: meta["overrides"].append(f"hydra.job_logging.handlers.file.filename={sentinel}"))
+    craft(
+        xor_run / "checkpoints" / "last.safetensors",
+        run / "checkpoints" / "last.safetensors",
+        lambda meta: meta["overrides"].extend(
+            [f"hydra.job_logging.handlers.file.filename={sentinel}", "+hydra.job_logging.handlers.file.mode=w"]
+        ),
+    )
+    craft(
+        xor_run / "checkpoints" / "best.safetensors",
+        run / "checkpoints" / "best.safetensors",
+        lambda meta: meta["overrides"].append(f"hydra.job_logging.handlers.file.filename={sentinel}"),
+    )
     (tmp_path / "points.csv").write_text("x1,x2\n0,1\n")
     before = tree_digest(run)
     best = run / "checkpoints" / "best.safetensors"
-    for args in (["train", "resume=run", "trainer.epochs=5"], ["eval", f"checkpoint={best}"],
-                 ["predict", f"checkpoint={best}", "input=points.csv"], ["train", *XOR, f"model.init_from={best}"]):
+    for args in (
+        ["train", "resume=run", "trainer.epochs=5"],
+        ["eval", f"checkpoint={best}"],
+        ["predict", f"checkpoint={best}", "input=points.csv"],
+        ["train", *XOR, f"model.init_from={best}"],
+    ):
         proc = run_annkit(*args, cwd=tmp_path)
         assert_user_error(proc, "is refused: the command line it stores holds", "is a Hydra setting")
         assert proc.returncode == 2
@@ -128,13 +158,25 @@ def test_a_checkpoints_dataset_root_and_download_create_nothing_and_fetch_nothin
     """eval with the checkpoint's own dataset: a stored dataset.root that does not exist here and
     download=true are data, not instructions. Nothing is created, nothing is fetched."""
     idx = make_idx_dataset(tmp_path / "idx", n_train=300, n_test=50)
-    words = ["model.hidden=[8]", "trainer.epochs=1", "dataset.val_size=50", "dataset.verify=false", "dataset.search=[]",
-             f"dataset.root={idx}", "trainer.device=cpu", "scheduler=none", "logger.images_every=0"]
+    words = [
+        "model.hidden=[8]",
+        "trainer.epochs=1",
+        "dataset.val_size=50",
+        "dataset.verify=false",
+        "dataset.search=[]",
+        f"dataset.root={idx}",
+        "trainer.device=cpu",
+        "scheduler=none",
+        "logger.images_every=0",
+    ]
     run = tmp_path / "run"
     train(composed(words), run, console=quiet(), overrides=words)
     target = tmp_path / "elsewhere" / "deep"
-    evil = craft(run / "checkpoints" / "best.safetensors", tmp_path / "evil.safetensors", lambda meta: meta["config"]["dataset"].update(
-        {"root": str(target), "download": True, "search": []}))
+    evil = craft(
+        run / "checkpoints" / "best.safetensors",
+        tmp_path / "evil.safetensors",
+        lambda meta: meta["config"]["dataset"].update({"root": str(target), "download": True, "search": []}),
+    )
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     proc = run_annkit("eval", f"checkpoint={evil}", cwd=cwd)
@@ -151,8 +193,9 @@ def test_a_second_run_into_the_same_run_dir_is_refused_and_the_first_stays_byte_
     assert run_annkit("train", *XOR, "hydra.run.dir=myrun", cwd=tmp_path).returncode == 0
     before = tree_digest(tmp_path / "myrun")
     proc = run_annkit("train", *XOR, "trainer.epochs=2", "hydra.run.dir=myrun", cwd=tmp_path)
-    flat = assert_user_error(proc, "myrun already holds a run (metrics.json, checkpoints/, tb/)", "Nothing was run",
-                             "trainer.overwrite=true")
+    flat = assert_user_error(
+        proc, "myrun already holds a run (metrics.json, checkpoints/, tb/)", "Nothing was run", "trainer.overwrite=true"
+    )
     assert "resume=" not in flat  # a finished run has nothing to go on with
     assert proc.returncode == 2 and tree_digest(tmp_path / "myrun") == before
     assert "Traceback" not in flat
@@ -195,8 +238,16 @@ def write_table(path: Path, seed: int = 0, n: int = 80) -> Path:
     return path
 
 
-CSV_RUN = ["dataset=csv", "dataset.path=data/t.csv", "dataset.target=label", "model.hidden=[8]", "scheduler=none",
-           "trainer.batch_size=16", "trainer.device=cpu", "logger.images_every=0"]
+CSV_RUN = [
+    "dataset=csv",
+    "dataset.path=data/t.csv",
+    "dataset.target=label",
+    "model.hidden=[8]",
+    "scheduler=none",
+    "trainer.batch_size=16",
+    "trainer.device=cpu",
+    "logger.images_every=0",
+]
 
 
 def test_a_csv_run_resumes_and_evaluates_from_another_folder_and_from_a_moved_file(tmp_path, monkeypatch):
@@ -207,7 +258,9 @@ def test_a_csv_run_resumes_and_evaluates_from_another_folder_and_from_a_moved_fi
     run = home / "run"
     meta = load_checkpoint(run / "checkpoints" / "last.safetensors").meta
     table = str(home / "data" / "t.csv")
-    assert meta["config"]["dataset"]["path"] == table and f"dataset.path={table}" in meta["overrides"]  # stored absolute
+    assert (
+        meta["config"]["dataset"]["path"] == table and f"dataset.path={table}" in meta["overrides"]
+    )  # stored absolute
     assert meta["data"]["files"]["dataset.path"]["sha256"] == hashlib.sha256(Path(table).read_bytes()).hexdigest()
     # from another folder: the stored absolute path finds the file
     proc = run_annkit("train", f"resume={run}", "trainer.epochs=2", cwd=other)
@@ -225,14 +278,22 @@ def test_a_csv_run_resumes_and_evaluates_from_another_folder_and_from_a_moved_fi
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # another file under that name: refused by resume (through the cli) and eval (in-process), both hashes named
     write_table(other / "changed.csv", seed=1)
-    hashes = (meta["data"]["files"]["dataset.path"]["sha256"], hashlib.sha256((other / "changed.csv").read_bytes()).hexdigest())
-    assert_user_error(run_annkit("train", f"resume={run}", "trainer.epochs=4", "dataset.path=changed.csv", cwd=other),
-                      "dataset.path=changed.csv is not the file the run read", *hashes)
+    hashes = (
+        meta["data"]["files"]["dataset.path"]["sha256"],
+        hashlib.sha256((other / "changed.csv").read_bytes()).hexdigest(),
+    )
+    assert_user_error(
+        run_annkit("train", f"resume={run}", "trainer.epochs=4", "dataset.path=changed.csv", cwd=other),
+        "dataset.path=changed.csv is not the file the run read",
+        *hashes,
+    )
     monkeypatch.chdir(other)
     with initialize_config_module(config_module="annkit.configs", version_base=None):
-        cfg = compose(config_name="eval", overrides=evaluate_argv([f"checkpoint={run}/checkpoints/best.safetensors",
-                                                                   "dataset.path=changed.csv"]))
-    with pytest.raises(AnnkitError, match="dataset.path=changed.csv is not the file the run read") as err:
+        cfg = compose(
+            config_name="eval",
+            overrides=evaluate_argv([f"checkpoint={run}/checkpoints/best.safetensors", "dataset.path=changed.csv"]),
+        )
+    with pytest.raises(AnnkitError, match=re.escape("dataset.path=changed.csv is not the file the run read")) as err:
         evaluate_checkpoint(cfg, tmp_path / "eval", console=quiet())
     assert all(h in str(err.value) for h in hashes)
 
@@ -242,9 +303,16 @@ def test_a_csv_run_resumes_and_evaluates_from_another_folder_and_from_a_moved_fi
 
 def test_a_single_class_csv_target_is_refused_before_training(tmp_path):
     (tmp_path / "one.csv").write_text("a,b,label\n" + "".join(f"{i},{i % 3},same\n" for i in range(30)))
-    proc = run_annkit("train", "dataset=csv", "dataset.path=one.csv", "dataset.target=label", "hydra.run.dir=run", cwd=tmp_path)
-    assert_user_error(proc, "dataset.target=label of", "holds a single class ('same', in all 30 rows)",
-                      "a classifier needs at least 2 classes", "dataset.task=regression loss=mse")
+    proc = run_annkit(
+        "train", "dataset=csv", "dataset.path=one.csv", "dataset.target=label", "hydra.run.dir=run", cwd=tmp_path
+    )
+    assert_user_error(
+        proc,
+        "dataset.target=label of",
+        "holds a single class ('same', in all 30 rows)",
+        "a classifier needs at least 2 classes",
+        "dataset.task=regression loss=mse",
+    )
     assert proc.returncode == 2
     assert not (tmp_path / "run" / "checkpoints").exists() and not (tmp_path / "run" / "tb").exists()
 
@@ -252,20 +320,46 @@ def test_a_single_class_csv_target_is_refused_before_training(tmp_path):
 def test_a_model_larger_than_the_machine_is_refused_before_any_data_is_read(tmp_path):
     empty = tmp_path / "no_data_here"
     empty.mkdir()
-    proc = run_annkit("train", "model.hidden=[1000000,1000000]", f"dataset.root={empty}", "trainer.device=cpu", cwd=tmp_path)
+    proc = run_annkit(
+        "train", "model.hidden=[1000000,1000000]", f"dataset.root={empty}", "trainer.device=cpu", cwd=tmp_path
+    )
     # P = 784·10⁶ + 10⁶ + 10⁶·10⁶ + 10⁶ + 10⁶·10 + 10 (the three Linear layers) + 2·2·10⁶ (the two batch norms)
-    flat = assert_user_error(proc, "Training this model needs at least", "GB on cpu", "are available",
-                             "The MLP 784 → 1,000,000 → 1,000,000 → 10 has 1,000,800,000,010 parameters", "model.hidden=[…]")
+    flat = assert_user_error(
+        proc,
+        "Training this model needs at least",
+        "GB on cpu",
+        "are available",
+        "The MLP 784 → 1,000,000 → 1,000,000 → 10 has 1,000,800,000,010 parameters",
+        "model.hidden=[…]",
+    )
     assert "Could not find" not in flat  # the data was never looked for
     # and a checkpoint that claims such a model: refused by eval/predict before any tensor is made
     torch.manual_seed(0)
-    huge = {"config": {"model": {"hidden": [10**6, 10**6], "activation": "relu", "norm": "none", "dropout": 0.0, "input_dropout": 0.0},
-                       "loss": {"name": "ce"}},
-            "data": {"task": "classification", "classes": ["a", "b"], "input_shape": [2], "output_activation": "softmax",
-                     "preprocessing": {"kind": "table", "features": ["x1", "x2"], "standardize": False}}}
-    save_file({"layers.1.weight": torch.zeros(1)}, str(tmp_path / "huge.safetensors"), metadata={"annkit": json.dumps(
-        {"format": "annkit.checkpoint/2", **huge})})
-    with pytest.raises(AnnkitError, match="needs at least .* GB on cpu"):
+    huge = {
+        "config": {
+            "model": {
+                "hidden": [10**6, 10**6],
+                "activation": "relu",
+                "norm": "none",
+                "dropout": 0.0,
+                "input_dropout": 0.0,
+            },
+            "loss": {"name": "ce"},
+        },
+        "data": {
+            "task": "classification",
+            "classes": ["a", "b"],
+            "input_shape": [2],
+            "output_activation": "softmax",
+            "preprocessing": {"kind": "table", "features": ["x1", "x2"], "standardize": False},
+        },
+    }
+    save_file(
+        {"layers.1.weight": torch.zeros(1)},
+        str(tmp_path / "huge.safetensors"),
+        metadata={"annkit": json.dumps({"format": "annkit.checkpoint/2", **huge})},
+    )
+    with pytest.raises(AnnkitError, match=r"needs at least .* GB on cpu"):
         load_model(tmp_path / "huge.safetensors")
 
 
@@ -289,8 +383,21 @@ def test_quoting_round_trips_through_hydra_and_the_shell():
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
-    for value in ["outputs/train/runs/2026", "ünï/run dir", "a=b,c", 'say "hi"', "it's", "back\\slash", "end\\", "1e3",
-                  "true", "null", "[a]", "~/p", ""]:
+    for value in [
+        "outputs/train/runs/2026",
+        "ünï/run dir",
+        "a=b,c",
+        'say "hi"',
+        "it's",
+        "back\\slash",
+        "end\\",
+        "1e3",
+        "true",
+        "null",
+        "[a]",
+        "~/p",
+        "",
+    ]:
         line = command("train", override("resume", value))
         words = __import__("shlex").split(line)
         assert words[:2] == ["annkit", "train"] and parser.parse_overrides(words[2:])[0].value() == value, line
@@ -299,30 +406,57 @@ def test_quoting_round_trips_through_hydra_and_the_shell():
 
 def test_an_unquoted_path_gets_the_quoted_command_and_a_split_one_is_explained(tmp_path):
     proc = run_annkit("train", "resume=ünï/run", cwd=tmp_path)
-    assert_user_error(proc, "Hydra's override grammar cannot read 'resume=ünï/run'", """`annkit train 'resume="ünï/run"'`""")
+    assert_user_error(
+        proc, "Hydra's override grammar cannot read 'resume=ünï/run'", """`annkit train 'resume="ünï/run"'`"""
+    )
     proc = run_annkit("train", "resume=my", "run", cwd=tmp_path)
-    assert_user_error(proc, 'the shell split a value with a space into two words', """`annkit train 'resume="my run"'`""")
+    assert_user_error(
+        proc, "the shell split a value with a space into two words", """`annkit train 'resume="my run"'`"""
+    )
     assert proc.returncode == 2
 
 
 def test_the_printed_resume_line_of_a_run_dir_with_a_space_and_non_ascii_letters_resumes_when_pasted(tmp_path):
     folder = "ünï/run dir"
-    args = ["dataset=playground", "dataset.n=2000", "model.hidden=[8]", "scheduler=none", "trainer.epochs=40", "trainer.device=cpu",
-            "logger.images_every=0", "logger.confusion=false", override("hydra.run.dir", folder)]
+    args = [
+        "dataset=playground",
+        "dataset.n=2000",
+        "model.hidden=[8]",
+        "scheduler=none",
+        "trainer.epochs=40",
+        "trainer.device=cpu",
+        "logger.images_every=0",
+        "logger.confusion=false",
+        override("hydra.run.dir", folder),
+    ]
     env = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, **OFFLINE_ENV, "COLUMNS": "200"}
-    proc = subprocess.Popen([*annkit_command(), "train", *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [*annkit_command(), "train", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     for line in proc.stdout:
         if line.strip().startswith("1/40 "):
             break
     proc.send_signal(signal.SIGINT)
     out = proc.communicate(timeout=120)[0]
     assert proc.returncode == 130, out
-    printed = next(line.strip() for line in out.splitlines() if line.strip().startswith("annkit train "))  # its own line
+    printed = next(
+        line.strip() for line in out.splitlines() if line.strip().startswith("annkit train ")
+    )  # its own line
     assert printed == """annkit train 'resume="ünï/run dir"'""", out
     bin_dir = str(Path(annkit_command()[0]).parent)
-    pasted = subprocess.run(["bash", "-c", printed], cwd=tmp_path, env={**env, "PATH": f"{bin_dir}:{env['PATH']}"},
-                            capture_output=True, text=True, timeout=300)
+    pasted = subprocess.run(
+        ["bash", "-c", printed],
+        cwd=tmp_path,
+        env={**env, "PATH": f"{bin_dir}:{env['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert pasted.returncode == 0, pasted.stdout + pasted.stderr
     metrics = json.loads((tmp_path / folder / "metrics.json").read_text())
     assert metrics["epochs"] == 40 and metrics["resumed"]
@@ -333,8 +467,12 @@ def test_the_printed_resume_line_of_a_run_dir_with_a_space_and_non_ascii_letters
 
 def test_an_unknown_group_option_lists_the_options_and_guesses(tmp_path):
     proc = run_annkit("train", "optimizer=sgdd", cwd=tmp_path)
-    assert_user_error(proc, 'there is no optimizer option "sgdd". Did you mean "sgd"?', "adam, adamw, rmsprop, sgd",
-                      "`annkit train optimizer=sgd`")
+    assert_user_error(
+        proc,
+        'there is no optimizer option "sgdd". Did you mean "sgd"?',
+        "adam, adamw, rmsprop, sgd",
+        "`annkit train optimizer=sgd`",
+    )
     assert proc.returncode == 2 and not (tmp_path / "outputs").exists()
 
 
@@ -345,8 +483,16 @@ def test_predict_on_a_checkpoints_folder_points_at_the_file_inside(tmp_path, xor
 
 
 def test_a_run_that_finishes_at_chance_level_with_a_huge_loss_is_warned_about(tmp_path):
-    words = ["dataset=xor", "optimizer.lr=1e6", "scheduler=none", "trainer.epochs=3", "trainer.device=cpu",
-             "logger.images_every=0", "logger.confusion=false", "model.hidden=[16]"]
+    words = [
+        "dataset=xor",
+        "optimizer.lr=1e6",
+        "scheduler=none",
+        "trainer.epochs=3",
+        "trainer.device=cpu",
+        "logger.images_every=0",
+        "logger.confusion=false",
+        "model.hidden=[16]",
+    ]
     metrics = train(composed(words), tmp_path / "run", console=quiet(), overrides=words)
     text = " ".join(metrics["warnings"])
     assert "orders of magnitude above what a uniform guess scores (0.693 = ln 2)" in text
@@ -356,8 +502,17 @@ def test_a_run_that_finishes_at_chance_level_with_a_huge_loss_is_warned_about(tm
 def test_the_epoch_table_shows_huge_numbers_in_scientific_notation_not_cut():
     from annkit.tracking import epoch_columns, format_row
 
-    row = {"epoch": 1, "train/loss": 226288.1, "train/accuracy": 0.1, "val/loss": 5907854.0, "val/accuracy": 0.1,
-           "val/balanced_accuracy": 0.1, "lr": 1e6, "epoch_s": 0.1, "samples_per_s": 100.0}
+    row = {
+        "epoch": 1,
+        "train/loss": 226288.1,
+        "train/accuracy": 0.1,
+        "val/loss": 5907854.0,
+        "val/accuracy": 0.1,
+        "val/balanced_accuracy": 0.1,
+        "lr": 1e6,
+        "epoch_s": 0.1,
+        "samples_per_s": 100.0,
+    }
     columns = epoch_columns("classification", penalty=False)
     cells = format_row(row, columns, 3, False)
     assert cells[1] == "2.3e+05" and cells[3] == "5.91e+06"
@@ -382,16 +537,22 @@ def test_a_config_folder_from_elsewhere_may_not_set_hydra_and_a_class_comes_only
     sentinel.write_text("precious")
     mine = tmp_path / "theirs" / "experiment"
     mine.mkdir(parents=True)
-    (mine / "nice.yaml").write_text(f"# @package _global_\nhydra:\n  job_logging:\n    handlers:\n      file:\n"
-                                    f"        filename: {sentinel}\n        mode: w\n")
+    (mine / "nice.yaml").write_text(
+        f"# @package _global_\nhydra:\n  job_logging:\n    handlers:\n      file:\n"
+        f"        filename: {sentinel}\n        mode: w\n"
+    )
     proc = run_annkit("train", "--config-dir", "theirs", "experiment=nice", "dataset=xor", cwd=tmp_path)
     assert_user_error(proc, "--config-dir theirs: experiment/nice.yaml cannot be used: it sets hydra.* keys")
     (mine / "nice.yaml").write_text("# @package _global_\ndefaults:\n  - override /hydra/job_logging: none\n")
-    assert_user_error(run_annkit("train", "--config-dir", "theirs", "experiment=nice", cwd=tmp_path),
-                      "its defaults list picks a Hydra config group")
+    assert_user_error(
+        run_annkit("train", "--config-dir", "theirs", "experiment=nice", cwd=tmp_path),
+        "its defaults list picks a Hydra config group",
+    )
     assert sentinel.read_text() == "precious"
     (mine / "nice.yaml").write_text("# @package _global_\noptimizer:\n  _target_: os.system\n")
-    flat = assert_user_error(run_annkit("train", "--config-dir", "theirs", "experiment=nice", "dataset=xor", cwd=tmp_path),
-                             "optimizer._target_='os.system' is not a torch.optim.optimizer.Optimizer class",
-                             "annkit imports no other module for a config")
+    flat = assert_user_error(
+        run_annkit("train", "--config-dir", "theirs", "experiment=nice", "dataset=xor", cwd=tmp_path),
+        "optimizer._target_='os.system' is not a torch.optim.optimizer.Optimizer class",
+        "annkit imports no other module for a config",
+    )
     assert "Traceback" not in flat

@@ -45,17 +45,23 @@ def problems(cmd: str) -> str | None:
             continue
         try:
             PARSER.parse_overrides([word])
-        except Exception as err:  # noqa: BLE001 - Hydra raises several kinds
+        except Exception as err:
             return f"the word {word!r} is not an override Hydra reads ({str(err).splitlines()[0]})"
     return None
 
 
 def test_the_collector_finds_commands_and_catches_broken_ones():
-    text = ("error: x. Go on with `annkit train 'resume=\"my run\"'`.\n│ tensorboard annkit board logdir=outputs │\n"
-            "  annkit train resume=my run\n  annkit eval checkpoint=ü.safetensors   score it\n")
+    text = (
+        "error: x. Go on with `annkit train 'resume=\"my run\"'`.\n│ tensorboard annkit board logdir=outputs │\n"
+        "  annkit train resume=my run\n  annkit eval checkpoint=ü.safetensors   score it\n"
+    )
     found = printed_commands(text)
-    assert found == ["annkit train 'resume=\"my run\"'", "annkit board logdir=outputs", "annkit train resume=my run",
-                     "annkit eval checkpoint=ü.safetensors"]
+    assert found == [
+        "annkit train 'resume=\"my run\"'",
+        "annkit board logdir=outputs",
+        "annkit train resume=my run",
+        "annkit eval checkpoint=ü.safetensors",
+    ]
     assert [problems(c) is None for c in found] == [True, True, False, False]
 
 
@@ -64,8 +70,13 @@ def test_every_printed_command_parses_back_into_its_words(tmp_path):
     odd.mkdir()
     (odd / "checkpoints").mkdir()
     (odd / "checkpoints" / "last.safetensors").write_bytes(b"x")
-    for args in (["--help"], ["train", "--help"], ["train", "optimizer=sgdd"], ["train", "resume=ü"],
-                 ["train", "dataset=xor", f"hydra.run.dir={odd}".replace(str(odd), f"'{odd}'")]):
+    for args in (
+        ["--help"],
+        ["train", "--help"],
+        ["train", "optimizer=sgdd"],
+        ["train", "resume=ü"],
+        ["train", "dataset=xor", f"hydra.run.dir={odd}".replace(str(odd), f"'{odd}'")],
+    ):
         run_annkit(*args, cwd=tmp_path)
     commands = [c for out in OUTPUTS for c in printed_commands(out)]
     assert len(commands) >= 20

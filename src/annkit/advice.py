@@ -7,6 +7,7 @@ training loss at each log interval with its learning rate.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,27 +34,35 @@ def last_falling_lr(points: Sequence[tuple[float, float]]) -> float | None:
     """The lr of the last log interval whose mean loss was below the interval before it (None: the
     loss never fell between two intervals)."""
     found = None
-    for (_, before), (lr, now) in zip(points, points[1:]):
+    for (_, before), (lr, now) in itertools.pairwise(points):
         if math.isfinite(before) and math.isfinite(now) and now < before:
             found = lr
     return found
 
 
-def divergence_advice(where: dict[str, Any], points: Sequence[tuple[float, float]], *, nan_policy: str,
-                      overrides: Sequence[str]) -> str:
+def divergence_advice(
+    where: dict[str, Any], points: Sequence[tuple[float, float]], *, nan_policy: str, overrides: Sequence[str]
+) -> str:
     """What to try after the loss stopped being finite at ``where`` (step, lr, …)."""
     finder = command("lr-find", *[o for o in overrides if not o.startswith(("optimizer.lr=", "trainer.nan_policy="))])
     fell = last_falling_lr(points)
     tried = [lr for lr, _ in points if math.isfinite(lr)] + [where["lr"]]
     if fell is not None:
-        lr = (f"Try a learning rate below {fell:.3g}, the last at which the loss still fell (e.g. optimizer.lr={fell / 3:.2g}), "
-              f"or measure one with `{finder}`.")
+        lr = (
+            f"Try a learning rate below {fell:.3g}, the last at which the loss still fell (e.g. optimizer.lr={fell / 3:.2g}), "
+            f"or measure one with `{finder}`."
+        )
     else:
         span = f"{min(tried):.3g}" if min(tried) == max(tried) else f"{min(tried):.3g} … {max(tried):.3g}"
-        lr = (f"Try a much lower learning rate: the loss fell at none this run used ({span}; typical values are 1e-4 … 1e-2 "
-              f"for Adam(W), 1e-3 … 1e-1 for SGD). Measure one with `{finder}`.")
-    skip = ("" if nan_policy == "skip_batch" else
-            ", or trainer.nan_policy=skip_batch to skip the batches whose loss is not finite and go on")
+        lr = (
+            f"Try a much lower learning rate: the loss fell at none this run used ({span}; typical values are 1e-4 … 1e-2 "
+            f"for Adam(W), 1e-3 … 1e-1 for SGD). Measure one with `{finder}`."
+        )
+    skip = (
+        ""
+        if nan_policy == "skip_batch"
+        else ", or trainer.nan_policy=skip_batch to skip the batches whose loss is not finite and go on"
+    )
     return f"{lr} Gradient clipping (trainer.grad_clip=1.0) and batch norm (model.norm=batch) also help{skip}."
 
 
@@ -66,29 +75,36 @@ def uniform_loss(loss: str, task: str, k: int) -> float | None:
     return None
 
 
-def result_warnings(history: Sequence[dict[str, float]], val: dict[str, Any], *, task: str, loss: str, k: int,
-                    lr: float) -> list[str]:
+def result_warnings(
+    history: Sequence[dict[str, float]], val: dict[str, Any], *, task: str, loss: str, k: int, lr: float
+) -> list[str]:
     """Warnings for a run that finished but learned nothing: accuracy at chance level, or a training
     loss orders of magnitude above its best or above a uniform guess."""
     out = []
     losses = [row["train/loss"] for row in history if math.isfinite(row.get("train/loss", math.nan))]
     guess = uniform_loss(loss, task, k)
     if losses and guess is not None and losses[-1] > GROWTH * guess:
-        out.append(f"the training loss ended at {losses[-1]:.3g}, orders of magnitude above what a uniform guess scores "
-                   f"({guess:.3g} = ln {k if loss == 'ce' else 2}): the steps overshoot. The learning rate ({lr:.3g}) is "
-                   f"likely far too high; `annkit lr-find` with the same overrides measures one.")
+        out.append(
+            f"the training loss ended at {losses[-1]:.3g}, orders of magnitude above what a uniform guess scores "
+            f"({guess:.3g} = ln {k if loss == 'ce' else 2}): the steps overshoot. The learning rate ({lr:.3g}) is "
+            f"likely far too high; `annkit lr-find` with the same overrides measures one."
+        )
     elif len(losses) > 1 and losses[-1] > GROWTH * min(losses):
-        out.append(f"the training loss grew from {min(losses):.3g} to {losses[-1]:.3g} (×{losses[-1] / min(losses):,.0f}): "
-                   f"training went unstable. Lower the learning rate ({lr:.3g}) or clip gradients (trainer.grad_clip=1.0).")
+        out.append(
+            f"the training loss grew from {min(losses):.3g} to {losses[-1]:.3g} (×{losses[-1] / min(losses):,.0f}): "
+            f"training went unstable. Lower the learning rate ({lr:.3g}) or clip gradients (trainer.grad_clip=1.0)."
+        )
     support = val.get("support") if task == "classification" else None
     if support and sum(support.values()) > 0 and k > 1:
         n = sum(support.values())
         majority = max(support.values()) / n
         accuracy = val.get("accuracy", math.nan)
         if math.isfinite(accuracy) and accuracy <= majority + CHANCE_MARGIN:
-            out.append(f"the best validation accuracy, {accuracy:.1%}, is at chance level: always answering the most "
-                       f"frequent class scores {majority:.1%} on these {n:,} samples, so the network learned nothing "
-                       f"useful. Check the learning rate ({lr:.3g}; `annkit lr-find` measures one), the model, and the data.")
+            out.append(
+                f"the best validation accuracy, {accuracy:.1%}, is at chance level: always answering the most "
+                f"frequent class scores {majority:.1%} on these {n:,} samples, so the network learned nothing "
+                f"useful. Check the learning rate ({lr:.3g}; `annkit lr-find` measures one), the model, and the data."
+            )
     return out
 
 
@@ -96,17 +112,23 @@ def diverged_text(where: dict[str, Any], steps: int, kept: str) -> str:
     """What happened (step, epoch, lr) and what was kept."""
     lr = where["lr"]
     if where.get("all_skipped"):
-        what = (f"Every batch of epoch {where['epoch']} gave a NaN or infinite loss and was skipped "
-                f"(trainer.nan_policy=skip_batch), so the run stopped at step {where['step']} (lr {lr:.3g})")
+        what = (
+            f"Every batch of epoch {where['epoch']} gave a NaN or infinite loss and was skipped "
+            f"(trainer.nan_policy=skip_batch), so the run stopped at step {where['step']} (lr {lr:.3g})"
+        )
     else:
-        what = (f"The training loss became {where['loss']} at step {where['step']} (epoch {where['epoch']}, batch "
-                f"{where['batch']} of {steps}) with lr {lr:.3g}, so the run stopped there (trainer.nan_policy=stop)")
+        what = (
+            f"The training loss became {where['loss']} at step {where['step']} (epoch {where['epoch']}, batch "
+            f"{where['batch']} of {steps}) with lr {lr:.3g}, so the run stopped there (trainer.nan_policy=stop)"
+        )
     return f"{what}; nothing after the loss diverged was saved: {kept}, and no metrics.json was written."
 
 
 def go_on_note(run_dir: Path, shown: str) -> str:
     """The note for a run stopped at once (a second Ctrl-C): the command that goes on, when it can."""
     if (run_dir / "checkpoints" / "last.safetensors").is_file():
-        return (f"stopped at once. {shown}/checkpoints/last.safetensors is whole and holds the last saved state: go on "
-                f"with `{command('train', override('resume', shown))}`.")
+        return (
+            f"stopped at once. {shown}/checkpoints/last.safetensors is whole and holds the last saved state: go on "
+            f"with `{command('train', override('resume', shown))}`."
+        )
     return "stopped at once, before the run saved its first checkpoint: start it again with the same command."

@@ -23,9 +23,9 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -164,7 +164,9 @@ def peek(path: Path | str) -> Checkpoint:
     return load_checkpoint(path, weights=False)
 
 
-def load_checkpoint(path: Path | str, device: str | torch.device = "cpu", *, state: bool = False, weights: bool = True) -> Checkpoint:
+def load_checkpoint(
+    path: Path | str, device: str | torch.device = "cpu", *, state: bool = False, weights: bool = True
+) -> Checkpoint:
     """The checkpoint at ``path`` (weights on ``device``; the training state too when ``state``), or a
     clear :class:`AnnkitError` for a missing, truncated or foreign file. Never executes code."""
     path = Path(path)
@@ -187,10 +189,15 @@ def load_checkpoint(path: Path | str, device: str | torch.device = "cpu", *, sta
             extra = {k: f.get_tensor(k) for k in keys if k.startswith(STATE)} if state else {}
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         size = path.stat().st_size
-        raise _not_a_checkpoint(Path(shown(path)), f"it is not a readable safetensors file ({size:,} bytes; {err}); it may be "
-                                      f"truncated (a copy cut short) or of another format") from None
+        raise _not_a_checkpoint(
+            Path(shown(path)),
+            f"it is not a readable safetensors file ({size:,} bytes; {err}); it may be "
+            f"truncated (a copy cut short) or of another format",
+        ) from None
     if META_KEY not in header:
-        raise _not_a_checkpoint(Path(shown(path)), f"it is a safetensors file but has no '{META_KEY}' metadata (another tool wrote it)")
+        raise _not_a_checkpoint(
+            Path(shown(path)), f"it is a safetensors file but has no '{META_KEY}' metadata (another tool wrote it)"
+        )
     try:
         meta = json.loads(header[META_KEY])
     except json.JSONDecodeError as err:
@@ -203,8 +210,13 @@ def load_checkpoint(path: Path | str, device: str | torch.device = "cpu", *, sta
     saved_state = meta.pop("state", None)
     meta = decode(meta, {})
     check_meta(meta, shown(path))  # the trust boundary: nothing of it is used before this
-    return Checkpoint(path=path, model=model, meta=meta, has_state=saved_state is not None,
-                      state=decode(saved_state, extra) if state and saved_state is not None else None)
+    return Checkpoint(
+        path=path,
+        model=model,
+        meta=meta,
+        has_state=saved_state is not None,
+        state=decode(saved_state, extra) if state and saved_state is not None else None,
+    )
 
 
 # ── matching weights to a model ─────────────────────────────────────────────────────────────────
@@ -248,7 +260,9 @@ def describe_mismatch(match: Match, limit: int = 4) -> str:
     """'shapes differ: layers.1.weight 64×784 in the checkpoint vs 1024×784 here; missing: …; unexpected: …'."""
     parts = []
     if match.mismatched:
-        shown_ = [f"{n} {shape_text(a)} in the checkpoint vs {shape_text(b)} here" for n, a, b in match.mismatched[:limit]]
+        shown_ = [
+            f"{n} {shape_text(a)} in the checkpoint vs {shape_text(b)} here" for n, a, b in match.mismatched[:limit]
+        ]
         more = len(match.mismatched) - limit
         parts.append("shapes differ: " + ", ".join(shown_) + (f" (and {more} more)" if more > 0 else ""))
     for label, names in (("missing from the checkpoint", match.missing), ("not in this model", match.unexpected)):
@@ -261,7 +275,11 @@ def describe_mismatch(match: Match, limit: int = 4) -> str:
 def architecture(meta: dict[str, Any]) -> str:
     """'784 → 64 → 10 MLP (relu, batch norm)' from a checkpoint's metadata."""
     m, d = meta["config"]["model"], meta["data"]
-    widths = [math.prod(d["input_shape"]), *m["hidden"], output_width(d["task"], len(d["classes"]), meta["config"]["loss"]["name"])]
+    widths = [
+        math.prod(d["input_shape"]),
+        *m["hidden"],
+        output_width(d["task"], len(d["classes"]), meta["config"]["loss"]["name"]),
+    ]
     act = m["activation"] if isinstance(m["activation"], str) else m["activation"].get("name")
     extras = [act] + ([f"{m['norm']} norm"] if m["norm"] != "none" else [])
     return f"{' → '.join(map(str, widths))} MLP ({', '.join(extras)})"
@@ -271,8 +289,13 @@ def model_from_meta(meta: dict[str, Any]) -> MLP:
     """The untrained network a checkpoint's metadata describes (its config's model, its data's shape)."""
     m, d = meta["config"]["model"], meta["data"]
     return MLP(
-        math.prod(d["input_shape"]), m["hidden"], output_width(d["task"], len(d["classes"]), meta["config"]["loss"]["name"]),
-        activation=m["activation"], dropout=m["dropout"], norm=m["norm"], input_dropout=m["input_dropout"],
+        math.prod(d["input_shape"]),
+        m["hidden"],
+        output_width(d["task"], len(d["classes"]), meta["config"]["loss"]["name"]),
+        activation=m["activation"],
+        dropout=m["dropout"],
+        norm=m["norm"],
+        input_dropout=m["input_dropout"],
     )
 
 
@@ -294,8 +317,11 @@ def load_model(path: Path | str, device: str | torch.device = "cpu") -> tuple[to
     if "config" not in ckpt.meta or not {"preprocessing", "output_activation"} <= set(ckpt.meta.get("data", {})):
         raise _not_a_checkpoint(ckpt.path, "its metadata lacks the config and data sections a run writes")
     d = ckpt.meta["data"]
-    widths = widths_of(math.prod(d["input_shape"]), ckpt.meta["config"]["model"]["hidden"],
-                       output_width(d["task"], len(d["classes"]), ckpt.meta["config"]["loss"]["name"]))
+    widths = widths_of(
+        math.prod(d["input_shape"]),
+        ckpt.meta["config"]["model"]["hidden"],
+        output_width(d["task"], len(d["classes"]), ckpt.meta["config"]["loss"]["name"]),
+    )
     check_fits(widths, torch.device(device), norm=False, batch=1, eval_batch=1, slots=None, what=f"The model of {path}")
     model = model_from_meta(ckpt.meta).to(device)
     load_strict(model, ckpt, f"the {architecture(ckpt.meta)} its own metadata describes (the file was edited)")
@@ -329,8 +355,14 @@ class Checkpointer(Hook):
     """
 
     def __init__(
-        self, folder: Path, model: torch.nn.Module, meta: dict[str, Any], capture: Callable[[], dict[str, Any]],
-        progress: FitState, *, keep_last: int = 0,
+        self,
+        folder: Path,
+        model: torch.nn.Module,
+        meta: dict[str, Any],
+        capture: Callable[[], dict[str, Any]],
+        progress: FitState,
+        *,
+        keep_last: int = 0,
     ) -> None:
         self.folder, self.model, self.meta, self.capture, self.progress = Path(folder), model, meta, capture, progress
         self.keep_last = keep_last

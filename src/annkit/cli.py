@@ -23,8 +23,8 @@ import importlib
 import os
 import sys
 import textwrap
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from annkit import __version__
@@ -36,11 +36,31 @@ from annkit.rundir import discard_if_unused, protect
 # name → (its module, with run(cfg) and optionally prepare_argv / WRITES_RUN_DIR / OVERWRITE_KEY; its primary
 # config in configs/; a one-line description). The module (torch and all) is imported only when the task runs.
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
-    "train": ("annkit.tasks.train", "train", "Train a network described by config (model, dataset, loss, optimizer, scheduler, trainer)."),
-    "lr-find": ("annkit.tasks.lr_find", "lr_find", "The LR range test: sweep the learning rate, plot loss vs lr, suggest one (and a band)."),
-    "eval": ("annkit.tasks.evaluate", "eval", "Score a checkpoint on a split: metrics, per-class table, confusion matrix, metrics.json."),
-    "predict": ("annkit.tasks.predict", "predict", "Predict with a checkpoint on a CSV, an image or a folder of images: predictions.csv."),
-    "board": ("annkit.tasks.board", "board", "TensorBoard on the runs (curves, hparams table), on this machine only: http://127.0.0.1:6006/."),
+    "train": (
+        "annkit.tasks.train",
+        "train",
+        "Train a network described by config (model, dataset, loss, optimizer, scheduler, trainer).",
+    ),
+    "lr-find": (
+        "annkit.tasks.lr_find",
+        "lr_find",
+        "The LR range test: sweep the learning rate, plot loss vs lr, suggest one (and a band).",
+    ),
+    "eval": (
+        "annkit.tasks.evaluate",
+        "eval",
+        "Score a checkpoint on a split: metrics, per-class table, confusion matrix, metrics.json.",
+    ),
+    "predict": (
+        "annkit.tasks.predict",
+        "predict",
+        "Predict with a checkpoint on a CSV, an image or a folder of images: predictions.csv.",
+    ),
+    "board": (
+        "annkit.tasks.board",
+        "board",
+        "TensorBoard on the runs (curves, hparams table), on this machine only: http://127.0.0.1:6006/.",
+    ),
 }
 HELP_FLAGS = ("--help", "-h")
 HYDRA_ONLY_FLAGS = ("--hydra-help", "--cfg", "-c", "--info", "-i")  # Hydra answers these; no task runs
@@ -55,10 +75,19 @@ EXAMPLES = [
     ("annkit train -m hparams_search=optuna", "an Optuna search: lr, width, depth, dropout, activation"),
     ("annkit lr-find optimizer=sgd", "find a learning rate (plot, suggestion, band)"),
     ("annkit train optimizer.lr=auto", "run the LR finder first, then train at its suggestion"),
-    ("annkit train resume=outputs/train/runs/<time>", "go on with a stopped run (Ctrl-C saves it), exactly where it stopped"),
-    ("annkit train model.init_from=<checkpoint> model.freeze=[0]", "fine-tune: start from a run's weights, first layer fixed"),
+    (
+        "annkit train resume=outputs/train/runs/<time>",
+        "go on with a stopped run (Ctrl-C saves it), exactly where it stopped",
+    ),
+    (
+        "annkit train model.init_from=<checkpoint> model.freeze=[0]",
+        "fine-tune: start from a run's weights, first layer fixed",
+    ),
     ("annkit train experiment=xor_tanh", "an experiment from the slides (configs/experiment/)"),
-    ("annkit train dataset=csv dataset.path=example:iris.csv dataset.target=species", "a table (here Fisher's iris, shipped with annkit)"),
+    (
+        "annkit train dataset=csv dataset.path=example:iris.csv dataset.target=species",
+        "a table (here Fisher's iris, shipped with annkit)",
+    ),
     ("annkit eval checkpoint=<run dir>/checkpoints/best.safetensors", "score a checkpoint on its test split"),
     ("annkit predict checkpoint=<file> input=photos/", "predict images (or a CSV) → predictions.csv"),
     ("annkit board", "TensorBoard on every run under outputs/, at http://127.0.0.1:6006/ (port=0: any free port)"),
@@ -86,8 +115,16 @@ def print_help() -> None:
                 console.print(Text(left, style="bold cyan"), soft_wrap=True)  # a command: whole, on its own line
                 console.print(Text(textwrap.fill(right, width, initial_indent="    ", subsequent_indent="    ")))
 
-    console.print(Text.from_markup(f"[bold]annkit[/] {__version__} — train and understand neural networks from config files.\n"))
-    console.print(Text(textwrap.fill("Usage: annkit <subcommand> [key=value ...] [group=option ...] [-m] [--cfg job] [--help]", width)))
+    console.print(
+        Text.from_markup(f"[bold]annkit[/] {__version__} — train and understand neural networks from config files.\n")
+    )
+    console.print(
+        Text(
+            textwrap.fill(
+                "Usage: annkit <subcommand> [key=value ...] [group=option ...] [-m] [--cfg job] [--help]", width
+            )
+        )
+    )
     console.print("\nSubcommands:")
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold cyan", no_wrap=True)
@@ -97,8 +134,16 @@ def print_help() -> None:
     console.print(grid)
     console.print("\nExamples:")
     rows(EXAMPLES, 2)
-    console.print(Text("\n" + textwrap.fill("Runs are written to outputs/<subcommand>/runs/<time>/; view them with "
-                                            "`annkit board` (TensorBoard on outputs/).", width)))
+    console.print(
+        Text(
+            "\n"
+            + textwrap.fill(
+                "Runs are written to outputs/<subcommand>/runs/<time>/; view them with "
+                "`annkit board` (TensorBoard on outputs/).",
+                width,
+            )
+        )
+    )
 
 
 def check_output_dir(line: CommandLine) -> None:
@@ -126,8 +171,11 @@ def protect_run_dir(name: str, module: Any, line: CommandLine) -> None:
         return
     moved = protect(folder, task=name, sweep=line.multirun, overwrite=line.value(key) is True, overwrite_key=key)
     if moved is not None:
-        print_error(f"{key}=true: the {'sweep' if line.multirun else 'run'} that was in {folder} is now in {moved} "
-                    f"(moved, not deleted).", label="note")
+        print_error(
+            f"{key}=true: the {'sweep' if line.multirun else 'run'} that was in {folder} is now in {moved} "
+            f"(moved, not deleted).",
+            label="note",
+        )
 
 
 def preflight(name: str, module: Any, args: list[str]) -> list[str]:

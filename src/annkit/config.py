@@ -24,10 +24,31 @@ from annkit.data.csv_table import csv_columns
 from annkit.errors import AnnkitError, did_you_mean, unknown_name
 from annkit.models import make_activation
 from annkit.schema import (  # noqa: F401 - re-exported: the rules are the schema's, the checks that need torch are here
-    BOOL, DATASET_SCHEMAS, DEVICE, HYDRA_KEYS, LOSS_SCHEMAS, LR_FIND_SCHEMA, METRICS, MODEL_SCHEMA, OPTIMIZER_KEYS,
-    PATH_KEYS, RUN_SCHEMA, SCHEDULER_FILLED, SCHEDULER_KEYS, TORCH_TARGET, CLASSIFICATION_KINDS, REGRESSION_KINDS, Rule,
-    _is_num, check_present, choice, integer, key_rules, number,
+    BOOL,
+    CLASSIFICATION_KINDS,
+    DATASET_SCHEMAS,
+    DEVICE,
+    HYDRA_KEYS,
+    LOSS_SCHEMAS,
+    LR_FIND_SCHEMA,
+    METRICS,
+    MODEL_SCHEMA,
+    OPTIMIZER_KEYS,
+    PATH_KEYS,
+    REGRESSION_KINDS,
+    RUN_SCHEMA,
+    SCHEDULER_FILLED,
+    SCHEDULER_KEYS,
+    TORCH_TARGET,
+    Rule,
+    _is_num,
+    check_present,
+    choice,
+    integer,
+    key_rules,
+    number,
 )
+
 
 def check_model(node: Any) -> None:
     _walk(node, MODEL_SCHEMA, "model")
@@ -59,11 +80,15 @@ def _by_name(node: Any, schemas: Mapping[str, Mapping[str, Any]], group: str) ->
     name = node.get("name")
     if name not in schemas:
         raise unknown_name(
-            group, name, schemas,
+            group,
+            name,
+            schemas,
             f"Pick one with {group}=<name> (the files in configs/{group}/), not {group}.name=…, which only labels it.",
         )
     foreign = [k for k in node if k not in schemas[name]]
-    if foreign and any(set(node) == set(other) for other in schemas.values()):  # another option's keys: its name was edited
+    if foreign and any(
+        set(node) == set(other) for other in schemas.values()
+    ):  # another option's keys: its name was edited
         raise AnnkitError(
             f"{group}.name={name}, but the {group} settings hold keys {name} does not have ({', '.join(map(str, foreign))}): "
             f"the name only labels a {group}. To switch, pick its file with {group}={name}, not {group}.name=…; "
@@ -186,7 +211,7 @@ def check_optimizer(node: Any) -> None:
             f"optimizer.lr × head_lr_mult; 1 = the same lr). Set it with optimizer.head_lr_mult=10."
         )
     lr = node.get("lr")
-    if not (lr == "auto" or _is_num(lr) and lr > 0):
+    if not (lr == "auto" or (_is_num(lr) and lr > 0)):
         raise AnnkitError(
             f"optimizer.lr={lr!r} is not valid: expected a number > 0, e.g. optimizer.lr=1e-3, or auto (run the LR range "
             f"test first and train at its suggestion; `annkit lr-find` shows the curve)."
@@ -212,11 +237,15 @@ def check_scheduler(node: Any) -> None:
             raise AnnkitError(f"scheduler=none takes no arguments, but got {', '.join(extra)}.")
         return
     cls = _target_class(
-        node, "scheduler", torch.optim.lr_scheduler.LRScheduler,
+        node,
+        "scheduler",
+        torch.optim.lr_scheduler.LRScheduler,
         "torch.optim.lr_scheduler.OneCycleLR or torch.optim.lr_scheduler.CosineAnnealingLR",
     )
     if issubclass(cls, torch.optim.lr_scheduler.ReduceLROnPlateau):
-        raise AnnkitError("ReduceLROnPlateau needs a metric at every step, which annkit does not wire yet; use scheduler=step or cosine.")
+        raise AnnkitError(
+            "ReduceLROnPlateau needs a metric at every step, which annkit does not wire yet; use scheduler=step or cosine."
+        )
     _check_kwargs(node, "scheduler", cls, SCHEDULER_KEYS, SCHEDULER_FILLED)
 
 
@@ -225,7 +254,9 @@ def validate(cfg: DictConfig, schema: Mapping[str, Any] = TRAIN_SCHEMA) -> dict[
     try:
         resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except OmegaConfBaseException as err:
-        raise AnnkitError(f"The config does not resolve: {str(err).splitlines()[0]}. Check the interpolations (${{…}}) and required (???) values.") from None
+        raise AnnkitError(
+            f"The config does not resolve: {str(err).splitlines()[0]}. Check the interpolations (${{…}}) and required (???) values."
+        ) from None
     assert isinstance(resolved, dict)
     _walk(resolved, schema, "")
     if "optimizer" in schema:
@@ -248,8 +279,10 @@ def example_file(name: str) -> Path:
     folder = files("annkit.examples")
     shipped = sorted(p.name for p in folder.iterdir() if p.name.endswith(".csv"))
     if name not in shipped:
-        raise AnnkitError(f"{EXAMPLE}{name}: annkit ships no such example table. Its examples: "
-                          f"{', '.join(EXAMPLE + n for n in shipped)} (e.g. dataset.path={EXAMPLE}{shipped[0]}).")
+        raise AnnkitError(
+            f"{EXAMPLE}{name}: annkit ships no such example table. Its examples: "
+            f"{', '.join(EXAMPLE + n for n in shipped)} (e.g. dataset.path={EXAMPLE}{shipped[0]})."
+        )
     return Path(str(folder / name))
 
 
@@ -257,7 +290,7 @@ def absolute(value: str, base: Path) -> str:
     """A path of the config as an absolute path: ``example:<name>`` is a table shipped with annkit; a
     relative path is relative to ``base`` (where annkit runs); ``~`` is the home folder."""
     if value.startswith(EXAMPLE):
-        return str(example_file(value[len(EXAMPLE):]))
+        return str(example_file(value[len(EXAMPLE) :]))
     return str(base / Path(value).expanduser())
 
 

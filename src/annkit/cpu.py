@@ -58,8 +58,9 @@ def cores() -> int:
 class CpuLoad:
     """Cores used by *other* processes on this process's CPUs, between two looks (Linux /proc)."""
 
-    def __init__(self, proc: Path = Path("/proc"), cpus: list[int] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, proc: Path = Path("/proc"), cpus: list[int] | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.proc, self.cpus, self.clock = proc, set(affinity() if cpus is None else cpus), clock
         self.last = self._sample()
 

@@ -37,8 +37,13 @@ from annkit.models import LayerRow
 # ── the tag scheme ──────────────────────────────────────────────────────────────────────────────
 
 SHORT = {"accuracy": "acc"}  # the metrics with a short tag name
-EPOCH_RENAMED = {"lr": "lr", "train_s": "time/train_s", "epoch_s": "time/epoch_s",
-                 "samples_per_s": "throughput/samples_per_s", "train/penalty": "loss/penalty"}
+EPOCH_RENAMED = {
+    "lr": "lr",
+    "train_s": "time/train_s",
+    "epoch_s": "time/epoch_s",
+    "samples_per_s": "throughput/samples_per_s",
+    "train/penalty": "loss/penalty",
+}
 
 
 def epoch_tag(key: str) -> str | None:
@@ -77,9 +82,20 @@ def layout(task: str, penalty: bool) -> dict[str, dict[str, list[Any]]]:
 
 
 # the hparams every run records (besides the keys its command line or sweep sets)
-KEY_CONFIG = ("dataset.name", "model.name", "model.hidden", "model.activation", "model.norm", "model.dropout",
-              "loss.name", "optimizer.lr", "optimizer.weight_decay", "trainer.batch_size", "trainer.epochs",
-              "trainer.seed")
+KEY_CONFIG = (
+    "dataset.name",
+    "model.name",
+    "model.hidden",
+    "model.activation",
+    "model.norm",
+    "model.dropout",
+    "loss.name",
+    "optimizer.lr",
+    "optimizer.weight_decay",
+    "trainer.batch_size",
+    "trainer.epochs",
+    "trainer.seed",
+)
 
 
 def hparam_values(flat: Mapping[str, Any], overrides: Sequence[str]) -> tuple[dict[str, Any], set[str]]:
@@ -154,8 +170,11 @@ class ConfusionPlot:
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         size = 7 if k > 10 else 8
-        self.texts = [ax.text(j, i, "", ha="center", va="center", fontsize=size) for i in range(k) for j in range(k)] \
-            if k <= 20 else []
+        self.texts = (
+            [ax.text(j, i, "", ha="center", va="center", fontsize=size) for i in range(k) for j in range(k)]
+            if k <= 20
+            else []
+        )
         self.title = ax.set_title(" ", fontsize=9)
         self.fig.tight_layout()
         moving = [self.im, *self.texts]  # the title stays (blank), so its place is laid out
@@ -190,13 +209,24 @@ def table_plane(splits: Mapping[str, torch.Tensor], axes: tuple[str, str]) -> Pl
     every = np.concatenate(list(points.values()))
     lo, hi = every.min(axis=0), every.max(axis=0)
     pad = np.maximum((hi - lo) * 0.1, 0.5)
-    return Plane(lambda g: g.astype(np.float32), points,
-                 (float(lo[0] - pad[0]), float(hi[0] + pad[0]), float(lo[1] - pad[1]), float(hi[1] + pad[1])), axes)
+    return Plane(
+        lambda g: g.astype(np.float32),
+        points,
+        (float(lo[0] - pad[0]), float(hi[0] + pad[0]), float(lo[1] - pad[1]), float(hi[1] + pad[1])),
+        axes,
+    )
 
 
 @torch.no_grad()
-def boundary_figure(model: nn.Module, head: Head, plane: Plane, prepare: Callable[[torch.Tensor, bool], torch.Tensor],
-                    labels: Mapping[str, np.ndarray], title: str, resolution: int = 120) -> Figure:
+def boundary_figure(
+    model: nn.Module,
+    head: Head,
+    plane: Plane,
+    prepare: Callable[[torch.Tensor, bool], torch.Tensor],
+    labels: Mapping[str, np.ndarray],
+    title: str,
+    resolution: int = 120,
+) -> Figure:
     """The playground's picture: the background is the model's output over the plane (P(positive)
     for two classes, the winning class shaded by its probability for more, the value for
     regression), the points the data — train filled, test ringed in black."""
@@ -224,13 +254,24 @@ def boundary_figure(model: nn.Module, head: Head, plane: Plane, prepare: Callabl
     else:
         value = out[:, -1] if head.task == "classification" else out[:, 0]
         lo, hi = (0.0, 1.0) if head.task != "regression" else (float(value.min()), float(value.max()) + 1e-9)
-        ax.imshow(value.reshape(resolution, resolution), origin="lower", extent=plane.extent, aspect="auto",
-                  cmap=PLAYGROUND, vmin=lo, vmax=hi)
-        ax.contour(gx, gy, value.reshape(resolution, resolution), levels=[(lo + hi) / 2], colors="#555555", linewidths=0.8)
+        ax.imshow(
+            value.reshape(resolution, resolution),
+            origin="lower",
+            extent=plane.extent,
+            aspect="auto",
+            cmap=PLAYGROUND,
+            vmin=lo,
+            vmax=hi,
+        )
+        ax.contour(
+            gx, gy, value.reshape(resolution, resolution), levels=[(lo + hi) / 2], colors="#555555", linewidths=0.8
+        )
         first = {split: y[:, 0] if y.ndim > 1 else y for split, y in labels.items()}  # a class 0/1, or the value
         point_colors = {split: PLAYGROUND((first[split] - lo) / (hi - lo)) for split in first}
-    for split, marker in (("train", {"edgecolors": "white", "linewidths": 0.6}),
-                          ("test", {"edgecolors": "black", "linewidths": 1.0})):
+    for split, marker in (
+        ("train", {"edgecolors": "white", "linewidths": 0.6}),
+        ("test", {"edgecolors": "black", "linewidths": 1.0}),
+    ):
         if split in plane.points and len(plane.points[split]):
             pts = plane.points[split]
             ax.scatter(pts[:, 0], pts[:, 1], s=14, c=point_colors[split], label=split, **marker)
@@ -251,8 +292,9 @@ def _tab(i: int) -> tuple[float, ...]:
     return colormaps["tab10"](i % 10)
 
 
-def misclassified_figure(images: np.ndarray, true: Sequence[int], pred: Sequence[int], names: Sequence[str],
-                         title: str, columns: int = 8) -> Figure:
+def misclassified_figure(
+    images: np.ndarray, true: Sequence[int], pred: Sequence[int], names: Sequence[str], title: str, columns: int = 8
+) -> Figure:
     """A grid of misclassified images, each captioned "true → predicted" (one axes, one montage)."""
     n = len(images)
     rows = max(1, math.ceil(n / columns))
@@ -268,11 +310,20 @@ def misclassified_figure(images: np.ndarray, true: Sequence[int], pred: Sequence
     short = [n if len(n) <= 9 else n[:8] + "…" for n in names]
     for i in range(n):
         r, c = divmod(i, columns)
-        ax.text(c * (w + 2) + 1 + w / 2, r * (h + gap) + gap - 2, f"{short[true[i]]}→{short[pred[i]]}",
-                ha="center", va="bottom", fontsize=6.5, color="#b00020")
+        ax.text(
+            c * (w + 2) + 1 + w / 2,
+            r * (h + gap) + gap - 2,
+            f"{short[true[i]]}→{short[pred[i]]}",
+            ha="center",
+            va="bottom",
+            fontsize=6.5,
+            color="#b00020",
+        )
     ax.set_axis_off()
     ax.set_title(title, fontsize=8)
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.35 / (rows * 1.3 + 0.4))  # no tight_layout: one draw
+    fig.subplots_adjust(
+        left=0.01, right=0.99, bottom=0.01, top=1 - 0.35 / (rows * 1.3 + 0.4)
+    )  # no tight_layout: one draw
     return fig
 
 
@@ -301,11 +352,25 @@ class Dashboard(Timed, Hook):
     weights, biases, gradients and activations per dense layer every N epochs (0: off).
     ``seconds`` adds up the time spent here (the cost of the pictures)."""
 
-    def __init__(self, writer: Any, model: nn.Module, head: Head, *, names: Sequence[str],
-                 prepare: Callable[[torch.Tensor, bool], torch.Tensor], val: tuple[torch.Tensor, torch.Tensor],
-                 plane: Plane | None, images: bool, labels: Mapping[str, np.ndarray] | None = None,
-                 images_every: int = 10, confusion: bool = True, histograms_every: int = 0,
-                 misclassified: int = 32, resolution: int = 120, epochs: int = 1) -> None:
+    def __init__(
+        self,
+        writer: Any,
+        model: nn.Module,
+        head: Head,
+        *,
+        names: Sequence[str],
+        prepare: Callable[[torch.Tensor, bool], torch.Tensor],
+        val: tuple[torch.Tensor, torch.Tensor],
+        plane: Plane | None,
+        images: bool,
+        labels: Mapping[str, np.ndarray] | None = None,
+        images_every: int = 10,
+        confusion: bool = True,
+        histograms_every: int = 0,
+        misclassified: int = 32,
+        resolution: int = 120,
+        epochs: int = 1,
+    ) -> None:
         self.writer, self.model, self.head, self.names, self.prepare = writer, model, head, list(names), prepare
         self.val_x, self.val_y = val
         self.plane, self.labels, self.images = plane, labels or {}, images
@@ -325,9 +390,14 @@ class Dashboard(Timed, Hook):
             return
         with self.timed():
             self.plot = self.plot or ConfusionPlot(self.names)
-            self.writer.add_image("confusion/val", self.plot.render(
-                report["confusion_matrix"], f"validation, epoch {epoch}: accuracy {report['accuracy']:.2%}"),
-                epoch, dataformats="HWC")
+            self.writer.add_image(
+                "confusion/val",
+                self.plot.render(
+                    report["confusion_matrix"], f"validation, epoch {epoch}: accuracy {report['accuracy']:.2%}"
+                ),
+                epoch,
+                dataformats="HWC",
+            )
 
     def on_epoch_end(self, row: dict[str, float], *, is_best: bool) -> None:
         epoch = int(row["epoch"])
@@ -335,8 +405,19 @@ class Dashboard(Timed, Hook):
             if self.due(self.images_every, epoch):
                 summary = self.caption(row)
                 if self.plane is not None:
-                    self.image("boundary", boundary_figure(self.model, self.head, self.plane, self.prepare, self.labels,
-                                                           f"epoch {epoch} · {summary}", self.resolution), epoch)
+                    self.image(
+                        "boundary",
+                        boundary_figure(
+                            self.model,
+                            self.head,
+                            self.plane,
+                            self.prepare,
+                            self.labels,
+                            f"epoch {epoch} · {summary}",
+                            self.resolution,
+                        ),
+                        epoch,
+                    )
                 if self.images and self.head.task == "classification":
                     self.misclassified_grid(epoch, summary)
             if self.due(self.histograms_every, epoch):
@@ -352,9 +433,14 @@ class Dashboard(Timed, Hook):
         if self.confusion and "confusion_matrix" in report:
             with self.timed():
                 self.plot = self.plot or ConfusionPlot(self.names)
-                self.writer.add_image("confusion/test", self.plot.render(
-                    report["confusion_matrix"], f"test, best weights: accuracy {report['accuracy']:.2%}"),
-                    step, dataformats="HWC")
+                self.writer.add_image(
+                    "confusion/test",
+                    self.plot.render(
+                        report["confusion_matrix"], f"test, best weights: accuracy {report['accuracy']:.2%}"
+                    ),
+                    step,
+                    dataformats="HWC",
+                )
 
     def image(self, tag: str, fig: Figure, step: int) -> None:
         self.writer.add_image(tag, pixels(fig), step, dataformats="HWC")
@@ -373,9 +459,17 @@ class Dashboard(Timed, Hook):
             return
         images = x[wrong].cpu().numpy()
         images = images.reshape(len(wrong), *images.shape[-2:]) if images.ndim > 3 and images.shape[1] == 1 else images
-        self.image("misclassified/val", misclassified_figure(
-            images, y[wrong].tolist(), pred[wrong].tolist(), self.names,
-            f"epoch {epoch}: {len(wrong)} of the first {len(x):,} validation images that are wrong · {summary}"), epoch)
+        self.image(
+            "misclassified/val",
+            misclassified_figure(
+                images,
+                y[wrong].tolist(),
+                pred[wrong].tolist(),
+                self.names,
+                f"epoch {epoch}: {len(wrong)} of the first {len(x):,} validation images that are wrong · {summary}",
+            ),
+            epoch,
+        )
 
     @torch.no_grad()
     def histograms(self, epoch: int) -> None:
@@ -383,8 +477,10 @@ class Dashboard(Timed, Hook):
         activations of a validation batch (after the layer's activation function; logits for the head)."""
         blocks = self.model.dense_layers()  # type: ignore[operator]
         seen: dict[int, torch.Tensor] = {}
-        handles = [block[-1].register_forward_hook(lambda _m, _i, out, i=i: seen.__setitem__(i, out.detach()))
-                   for i, block in enumerate(blocks)]
+        handles = [
+            block[-1].register_forward_hook(lambda _m, _i, out, i=i: seen.__setitem__(i, out.detach()))
+            for i, block in enumerate(blocks)
+        ]
         was_training = self.model.training
         self.model.eval()
         try:

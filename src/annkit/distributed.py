@@ -47,8 +47,12 @@ def world_from_env() -> World | None:
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
         return None
-    return World(int(os.environ["RANK"]), size, int(os.environ.get("LOCAL_RANK", "0")),
-                 int(os.environ.get("LOCAL_WORLD_SIZE", str(size))))
+    return World(
+        int(os.environ["RANK"]),
+        size,
+        int(os.environ.get("LOCAL_RANK", "0")),
+        int(os.environ.get("LOCAL_WORLD_SIZE", str(size))),
+    )
 
 
 def init(world: World, device: torch.device) -> torch.device:

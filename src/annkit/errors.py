@@ -54,8 +54,7 @@ def unknown_name(what: str, value: object, valid: Iterable[str], how: str) -> An
     """The error for a short name that is not in its lookup table (activation, loss, …)."""
     names = sorted(str(v) for v in valid)
     return AnnkitError(
-        f'Unknown {what} "{value}".{did_you_mean(str(value), names)} '
-        f"Valid names: {', '.join(names)}. {how}"
+        f'Unknown {what} "{value}".{did_you_mean(str(value), names)} Valid names: {", ".join(names)}. {how}'
     )
 
 

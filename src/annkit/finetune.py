@@ -51,23 +51,36 @@ class InitReport:
         return out
 
     def counts(self) -> dict[str, int]:
-        return {"loaded": len(self.match.loaded), "shape_mismatched": len(self.match.mismatched), "reset": len(self.reset),
-                "missing": len(self.match.missing), "unexpected": len(self.match.unexpected)}
+        return {
+            "loaded": len(self.match.loaded),
+            "shape_mismatched": len(self.match.mismatched),
+            "reset": len(self.reset),
+            "missing": len(self.match.missing),
+            "unexpected": len(self.match.unexpected),
+        }
 
     def summary(self) -> dict[str, Any]:
         """For metrics.json."""
         return {
-            "path": self.path, "source": self.source, "epoch": self.epoch, "source_classes": self.source_classes,
-            "loaded": self.match.loaded, "reset_head": self.reset, "missing": self.match.missing,
+            "path": self.path,
+            "source": self.source,
+            "epoch": self.epoch,
+            "source_classes": self.source_classes,
+            "loaded": self.match.loaded,
+            "reset_head": self.reset,
+            "missing": self.match.missing,
             "unexpected": self.match.unexpected,
-            "shape_mismatched": [{"name": n, "checkpoint": list(a), "model": list(b)} for n, a, b in self.match.mismatched],
+            "shape_mismatched": [
+                {"name": n, "checkpoint": list(a), "model": list(b)} for n, a, b in self.match.mismatched
+            ],
         }
 
     def describe(self) -> str:
         c = self.counts()
         fresh = c["shape_mismatched"] + c["reset"] + c["missing"]
-        return (f"{self.path} (epoch {self.epoch}, {self.source}): {c['loaded']} tensors loaded, {fresh} fresh"
-                + (f", {c['unexpected']} unused" if c["unexpected"] else ""))
+        return f"{self.path} (epoch {self.epoch}, {self.source}): {c['loaded']} tensors loaded, {fresh} fresh" + (
+            f", {c['unexpected']} unused" if c["unexpected"] else ""
+        )
 
 
 def init_from(model: MLP, path: str, classes: Sequence[str], device: torch.device) -> InitReport:
@@ -75,13 +88,20 @@ def init_from(model: MLP, path: str, classes: Sequence[str], device: torch.devic
     head when the checkpoint's classes are not ``classes``. Refuses a checkpoint nothing fits."""
     ckpt = load_checkpoint(path, device)
     if "data" not in ckpt.meta or "config" not in ckpt.meta:
-        raise AnnkitError(f"model.init_from={path}: the file has no annkit run metadata (config, data); give a checkpoint an annkit run wrote.")
+        raise AnnkitError(
+            f"model.init_from={path}: the file has no annkit run metadata (config, data); give a checkpoint an annkit run wrote."
+        )
     source_classes = list(ckpt.meta["data"]["classes"])
     saved = dict(ckpt.model)
     reset = []
     if source_classes != list(classes):
-        reset = [k for k in model.state_dict() if k.startswith(model.head_prefix()) and k in saved
-                 and tuple(saved[k].shape) == tuple(model.state_dict()[k].shape)]
+        reset = [
+            k
+            for k in model.state_dict()
+            if k.startswith(model.head_prefix())
+            and k in saved
+            and tuple(saved[k].shape) == tuple(model.state_dict()[k].shape)
+        ]
         for k in reset:
             del saved[k]
     match = match_state(model.state_dict(), saved)
@@ -94,8 +114,14 @@ def init_from(model: MLP, path: str, classes: Sequence[str], device: torch.devic
             f"{ckpt.meta['config']['model']['hidden']}) and data of the same input size, or drop model.init_from."
         )
     model.load_state_dict({k: saved[k] for k in match.loaded}, strict=False)
-    return InitReport(path=str(path), source=architecture(ckpt.meta), epoch=int(ckpt.meta.get("epoch", 0)), match=match,
-                      reset=reset, source_classes=source_classes)
+    return InitReport(
+        path=str(path),
+        source=architecture(ckpt.meta),
+        epoch=int(ckpt.meta.get("epoch", 0)),
+        match=match,
+        reset=reset,
+        source_classes=source_classes,
+    )
 
 
 def layer_names(model: MLP) -> list[str]:
@@ -105,7 +131,9 @@ def layer_names(model: MLP) -> list[str]:
     for i, block in enumerate(blocks):
         linear = block[0]
         assert isinstance(linear, nn.Linear)
-        names.append(f"{i}: Linear {linear.in_features}→{linear.out_features}" + (" (output)" if i == len(blocks) - 1 else ""))
+        names.append(
+            f"{i}: Linear {linear.in_features}→{linear.out_features}" + (" (output)" if i == len(blocks) - 1 else "")
+        )
     return names
 
 
@@ -155,4 +183,3 @@ def report_markdown(report: InitReport, model_state: dict[str, torch.Tensor]) ->
     lines = [f"init_from {report.describe()}", "", "| tensor | shape | checkpoint | status |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in report.rows(model_state)]
     return "\n".join(lines)
-

@@ -24,7 +24,9 @@ CHOICE_ONLY = ("experiment", "hparams_search")
 def packaged_options(group: str) -> list[str]:
     """The options annkit ships for config group ``group`` (the YAML files in configs/<group>/)."""
     folder = files("annkit.configs") / group
-    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml")) if folder.is_dir() else []
+    return (
+        sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml")) if folder.is_dir() else []
+    )
 
 
 def shown_value(value: Any) -> str:
@@ -94,8 +96,10 @@ def text_block(text: str, width: int) -> Any:
             continue
         command, comment = line.split(" # ", 1)
         out.append(command.rstrip() + "\n", style="cyan")
-        out.append(textwrap.fill("# " + comment.strip(), width, initial_indent="      ", subsequent_indent="        ") + "\n",
-                   style="dim")
+        out.append(
+            textwrap.fill("# " + comment.strip(), width, initial_indent="      ", subsequent_indent="        ") + "\n",
+            style="dim",
+        )
     flush()
     return out
 
@@ -113,7 +117,9 @@ def print_task_help(task: str, config_name: str, args: Sequence[str]) -> None:
     console = Console()
     console.print(text_block(hydra_node["help"]["header"], console.width), soft_wrap=True)
     if line.config_dirs:
-        console.print(Text("(the keys below are annkit's own: --config-dir files are not read by the help)", style="dim"))
+        console.print(
+            Text("(the keys below are annkit's own: --config-dir files are not read by the help)", style="dim")
+        )
 
     wide = console.width >= 110
 
@@ -123,10 +129,16 @@ def print_task_help(task: str, config_name: str, args: Sequence[str]) -> None:
             body = Text(textwrap.fill(title, console.width, subsequent_indent="    ") + "\n", style="bold")
             for key, value, text in rows:
                 body.append(f"  {key}", style="cyan").append(f" = {shown_value(value)}\n")
-                body.append(textwrap.fill(text, console.width, initial_indent=" " * 6, subsequent_indent=" " * 6) + "\n"
-                            if text else "", style="dim")
+                body.append(
+                    textwrap.fill(text, console.width, initial_indent=" " * 6, subsequent_indent=" " * 6) + "\n"
+                    if text
+                    else "",
+                    style="dim",
+                )
             return body
-        grid = Table(title=title, title_justify="left", title_style="bold", box=None, header_style="dim", pad_edge=False)
+        grid = Table(
+            title=title, title_justify="left", title_style="bold", box=None, header_style="dim", pad_edge=False
+        )
         grid.add_column("key", style="cyan", no_wrap=True)
         grid.add_column("default", overflow="fold", max_width=32)
         grid.add_column("meaning", overflow="fold")
@@ -141,7 +153,9 @@ def print_task_help(task: str, config_name: str, args: Sequence[str]) -> None:
         options = packaged_options(group)
         title = f"{group}" + (f"  ({group}={option}; options: {', '.join(options)})" if options else "")
         console.print()
-        console.print(section(title, [(key, value, meaning(key, option) or "") for key, value in leaves(config[group], group)]))
+        console.print(
+            section(title, [(key, value, meaning(key, option) or "") for key, value in leaves(config[group], group)])
+        )
     rest = [(key, value) for key, value in config.items() if key not in sections]
     if rest:
         docs = TASK_MEANINGS.get(task, {})

@@ -84,7 +84,9 @@ def what_names(task: str) -> str:
     return {"classification": "classes", "multilabel": "labels"}.get(task, "targets")
 
 
-def predict(model: torch.nn.Module, head: Head, x: torch.Tensor, *, batch_size: int, prepare: Prepare) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(
+    model: torch.nn.Module, head: Head, x: torch.Tensor, *, batch_size: int, prepare: Prepare
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(ŷ, prediction) for every row of ``x`` (on the model's device), on the host.
 
     ŷ = head.activate(z): N×outputs probabilities (classification, multi-label) or values
@@ -114,7 +116,9 @@ def number(v: float) -> str:
     return str(np.float32(v))
 
 
-def prediction_table(head: Head, labels: Sequence[str], activated: torch.Tensor, predicted: torch.Tensor) -> tuple[list[str], list[list[str]]]:
+def prediction_table(
+    head: Head, labels: Sequence[str], activated: torch.Tensor, predicted: torch.Tensor
+) -> tuple[list[str], list[list[str]]]:
     """The header and rows of predictions.csv: ``input``, then per task
 
     - classification: predicted (class name), confidence (its probability), p_<class> per class
@@ -127,13 +131,17 @@ def prediction_table(head: Head, labels: Sequence[str], activated: torch.Tensor,
         prefix = "p_" if probabilities else "score_"
         confidence = scores.gather(1, predicted.view(-1, 1))[:, 0]
         header = ["input", "predicted", "confidence", *(f"{prefix}{n}" for n in names)]
-        rows = [[label, names[c], number(conf), *map(number, row)]
-                for label, c, conf, row in zip(labels, predicted.tolist(), confidence.tolist(), scores.tolist())]
+        rows = [
+            [label, names[c], number(conf), *map(number, row)]
+            for label, c, conf, row in zip(labels, predicted.tolist(), confidence.tolist(), scores.tolist())
+        ]
     elif head.task == "multilabel":
         prefix = "p_" if head.output == "sigmoid" else "score_"
         header = ["input", *names, *(f"{prefix}{n}" for n in names)]
-        rows = [[label, *(str(int(b)) for b in on), *map(number, row)]
-                for label, on, row in zip(labels, predicted.tolist(), activated.tolist())]
+        rows = [
+            [label, *(str(int(b)) for b in on), *map(number, row)]
+            for label, on, row in zip(labels, predicted.tolist(), activated.tolist())
+        ]
     else:
         header = ["input", *names]
         rows = [[label, *map(number, row)] for label, row in zip(labels, predicted.tolist())]
@@ -156,5 +164,7 @@ def required_path(key: str, command: str, what: str) -> Callable[[Any], None]:
     return check
 
 
-CHECKPOINT_WHAT = ("the .safetensors file an annkit run wrote, e.g. "
-                   "checkpoint=outputs/train/runs/<time>/checkpoints/best.safetensors (`ls outputs/train/runs` lists the runs)")
+CHECKPOINT_WHAT = (
+    "the .safetensors file an annkit run wrote, e.g. "
+    "checkpoint=outputs/train/runs/<time>/checkpoints/best.safetensors (`ls outputs/train/runs` lists the runs)"
+)

@@ -39,8 +39,14 @@ class Running:
     """Σ loss·n, Σ penalty·n and Σ hits over the training batches seen, as device scalars (no host
     sync to add). float32 sums are exact for hit counts up to 2²⁴ samples per epoch."""
 
-    def __init__(self, device: torch.device, *, penalty: bool = False, hits: bool = True,
-                 reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        device: torch.device,
+        *,
+        penalty: bool = False,
+        hits: bool = True,
+        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         self.reduce = reduce  # DDP: the sums over every rank (an all-reduce at each host read)
         self.loss_sum = torch.zeros((), device=device)
         self.penalty_sum = torch.zeros((), device=device) if penalty else None
@@ -49,19 +55,29 @@ class Running:
 
     def state(self) -> dict[str, Any]:
         """The sums as they are (device tensors) and the count: what a mid-epoch checkpoint keeps."""
-        return {"loss_sum": self.loss_sum, "penalty_sum": self.penalty_sum, "hit_sum": self.hit_sum, "count": self.count}
+        return {
+            "loss_sum": self.loss_sum,
+            "penalty_sum": self.penalty_sum,
+            "hit_sum": self.hit_sum,
+            "count": self.count,
+        }
 
     @classmethod
-    def restore(cls, device: torch.device, state: dict[str, Any],
-                reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Running:
-        running = cls(device, penalty=state["penalty_sum"] is not None, hits=state["hit_sum"] is not None, reduce=reduce)
+    def restore(
+        cls, device: torch.device, state: dict[str, Any], reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> Running:
+        running = cls(
+            device, penalty=state["penalty_sum"] is not None, hits=state["hit_sum"] is not None, reduce=reduce
+        )
         for name in ("loss_sum", "penalty_sum", "hit_sum"):
             if state[name] is not None:
                 setattr(running, name, state[name].to(device, copy=True))
         running.count = int(state["count"])
         return running
 
-    def add(self, loss: torch.Tensor, n: int, penalty: torch.Tensor | None = None, hits: torch.Tensor | None = None) -> None:
+    def add(
+        self, loss: torch.Tensor, n: int, penalty: torch.Tensor | None = None, hits: torch.Tensor | None = None
+    ) -> None:
         self.loss_sum.add_(loss, alpha=n)
         if self.penalty_sum is not None and penalty is not None:
             self.penalty_sum.add_(penalty, alpha=n)
@@ -72,15 +88,20 @@ class Running:
     def sums(self) -> tuple[float, float, float, int]:
         """(Σ loss·n, Σ penalty·n, Σ hits, n) on the host: one host sync (over every rank with ``reduce``)."""
         zero = self.loss_sum.new_zeros(())
-        parts = [self.loss_sum, self.penalty_sum if self.penalty_sum is not None else zero,
-                 self.hit_sum if self.hit_sum is not None else zero]
+        parts = [
+            self.loss_sum,
+            self.penalty_sum if self.penalty_sum is not None else zero,
+            self.hit_sum if self.hit_sum is not None else zero,
+        ]
         if self.reduce is None:
             loss, penalty, hits = torch.stack(parts).tolist()
             return loss, penalty, hits, self.count
         loss, penalty, hits, count = self.reduce(torch.stack([*parts, zero + self.count])).tolist()
         return loss, penalty, hits, round(count)
 
-    def means(self, sums: tuple[float, float, float, int], since: tuple[float, float, float, int] = (0.0, 0.0, 0.0, 0)) -> dict[str, float]:
+    def means(
+        self, sums: tuple[float, float, float, int], since: tuple[float, float, float, int] = (0.0, 0.0, 0.0, 0)
+    ) -> dict[str, float]:
         """Mean loss (and penalty, accuracy when tracked) between two readings of :meth:`sums`."""
         n = sums[3] - since[3]
         nan = float("nan")
@@ -311,8 +332,11 @@ def fit(
     lrs: list[float] = []  # and their learning rates
     val: dict[str, Any] = st.best_val
     # a resumed state that had already run out of patience stays stopped
-    result_flags: dict[str, Any] = {"stopped_early": stop.patience is not None and st.bad_epochs >= stop.patience,
-                                    "interrupted": False, "diverged": None}
+    result_flags: dict[str, Any] = {
+        "stopped_early": stop.patience is not None and st.bad_epochs >= stop.patience,
+        "interrupted": False,
+        "diverged": None,
+    }
 
     def read(running: Running, epoch: int) -> tuple[float, float, float, int] | None:
         """The running sums (one host sync); None when a non-finite loss entered them (``diverged`` set)."""
@@ -323,8 +347,13 @@ def fit(
         losses = recent[: len(lrs)].tolist()
         first = next((i for i, v in enumerate(losses) if not math.isfinite(v)), len(losses) - 1)
         at = st.step - len(lrs) + first + 1
-        result_flags["diverged"] = {"step": at, "epoch": epoch, "batch": at - (epoch - 1) * steps_per_epoch,
-                                    "lr": lrs[first], "loss": losses[first]}
+        result_flags["diverged"] = {
+            "step": at,
+            "epoch": epoch,
+            "batch": at - (epoch - 1) * steps_per_epoch,
+            "lr": lrs[first],
+            "loss": losses[first],
+        }
         return None
 
     stepper = model if train_module is None else train_module  # what the training steps call
@@ -343,8 +372,17 @@ def fit(
         t0 = time.perf_counter() - st.epoch_s
         for xb, yb, wb in train_batches.epoch(st.perm, st.batch):
             loss, reg, outputs = train_step(
-                stepper, optimizer, prepare(xb, True), yb, wb, loss_fn=loss_fn, reduction=reduction,
-                penalty=penalty, autocast_dtype=autocast_dtype, grad_clip=grad_clip, skip_nonfinite=skip,
+                stepper,
+                optimizer,
+                prepare(xb, True),
+                yb,
+                wb,
+                loss_fn=loss_fn,
+                reduction=reduction,
+                penalty=penalty,
+                autocast_dtype=autocast_dtype,
+                grad_clip=grad_clip,
+                skip_nonfinite=skip,
             )
             if loss is None:
                 st.skipped += 1
@@ -385,8 +423,14 @@ def fit(
             break
         epoch_train_s = time.perf_counter() - t0
         if sums[3] == 0:  # every batch was skipped (nan_policy=skip_batch)
-            result_flags["diverged"] = {"step": st.step, "epoch": epoch, "batch": steps_per_epoch, "lr": st.lr,
-                                        "loss": math.nan, "all_skipped": True}
+            result_flags["diverged"] = {
+                "step": st.step,
+                "epoch": epoch,
+                "batch": steps_per_epoch,
+                "lr": st.lr,
+                "loss": math.nan,
+                "all_skipped": True,
+            }
             break
         if sums[3] > st.logged[3]:  # steps since the last log line (all of them when an epoch < log_every)
             for hook in hooks:
@@ -401,8 +445,9 @@ def fit(
         row: dict[str, float] = {"epoch": epoch, "step": st.step}
         row.update({f"train/{k}": v for k, v in running.means(sums).items()})
         row.update({f"val/{k}": v for k, v in scalars(val).items()})
-        row.update(lr=st.lr, train_s=epoch_train_s, epoch_s=time.perf_counter() - t0,
-                   samples_per_s=sums[3] / epoch_train_s)
+        row.update(
+            lr=st.lr, train_s=epoch_train_s, epoch_s=time.perf_counter() - t0, samples_per_s=sums[3] / epoch_train_s
+        )
         if scheduler is not None and scheduler_interval == "epoch":
             scheduler.step()
         st.history.append(row)

@@ -29,7 +29,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
 LossFn = Callable[..., torch.Tensor]
 
 
@@ -43,7 +42,9 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, *, label_smoothing
     return F.cross_entropy(upcast(logits), target, reduction="none", label_smoothing=label_smoothing)
 
 
-def binary_cross_entropy(logits: torch.Tensor, target: torch.Tensor, *, pos_weight: torch.Tensor | None = None) -> torch.Tensor:
+def binary_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, *, pos_weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Sigmoid + binary cross-entropy per sample: logits and 0/1 targets B×K → B (mean over the K labels).
 
     ``pos_weight`` (a scalar or K values) multiplies the positive term, as in

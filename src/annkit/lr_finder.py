@@ -60,19 +60,19 @@ SNR_NOISY = 15.0  # drop / noise below this: a suggestion, but flagged as noisy
 
 DIAGNOSTICS = {
     "never_diverged": "the loss never blew up up to end_lr={end:.3g}, so the edge of the range is unknown and the "
-                      "suggestion may be too low: raise lr_find.end_lr.",
+    "suggestion may be too low: raise lr_find.end_lr.",
     "no_descent": "the loss never fell by more than its noise (drop {drop:.3g} vs noise {noise:.3g}): the model is not "
-                  "learning in this range (check the data and labels), or the range is too low (raise lr_find.end_lr).",
+    "learning in this range (check the data and labels), or the range is too low (raise lr_find.end_lr).",
     "at_start": "the loss was already falling fast at start_lr={start:.3g}, so the descent began below the sweep: "
-                "lower lr_find.start_lr.",
+    "lower lr_find.start_lr.",
     "at_end": "the suggestion sits at the top of the sweep (end_lr={end:.3g}): raise lr_find.end_lr.",
     "noisy": "the curve is noisy (drop only {snr:.1f}× the step-to-step noise): use more steps (lr_find.steps), a "
-             "larger batch (trainer.batch_size), or several sweeps (lr_find.repeats=5).",
+    "larger batch (trainer.batch_size), or several sweeps (lr_find.repeats=5).",
     "nan_at_start": "the loss was NaN/Inf after only {n} rung(s) (lr {lr:.3g}): lower lr_find.start_lr, or check the "
-                    "data and the model.",
+    "data and the model.",
     "out_of_data": "the sweep needed {steps} batches but an epoch has {per_epoch}: the training data was cycled "
-                   "{epochs} times (the same samples seen again). Use a smaller trainer.batch_size or fewer lr_find.steps "
-                   "for a less correlated curve.",
+    "{epochs} times (the same samples seen again). Use a smaller trainer.batch_size or fewer lr_find.steps "
+    "for a less correlated curve.",
     "spread": "the {repeats} sweeps disagree by {spread:.2f} decades: treat the median as rough.",
 }
 PROBLEMS = {"no_descent", "nan_at_start", "at_start", "at_end", "noisy", "spread"}
@@ -187,9 +187,17 @@ class Analysis:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "suggestion": self.suggestion, "band": list(self.band) if self.band else None, "rules": self.rules,
-            "capped": self.capped, "start_loss": self.start_loss, "min_loss": self.min_loss, "drop": self.drop,
-            "noise": self.noise, "used_rungs": self.used, "diagnostics": self.diagnostics, "smoothed": self.smoothed,
+            "suggestion": self.suggestion,
+            "band": list(self.band) if self.band else None,
+            "rules": self.rules,
+            "capped": self.capped,
+            "start_loss": self.start_loss,
+            "min_loss": self.min_loss,
+            "drop": self.drop,
+            "noise": self.noise,
+            "used_rungs": self.used,
+            "diagnostics": self.diagnostics,
+            "smoothed": self.smoothed,
         }
 
 
@@ -233,11 +241,22 @@ def analyze(
     used = int(bad[0]) if len(bad) else len(y)
     x_all = np.log10(all_lrs)
     x, y = x_all[:used], y[:used]
-    empty: dict[str, float | None] = {name: None for name in RULES}
+    empty: dict[str, float | None] = dict.fromkeys(RULES)
     if used < 5:
         lr = float(all_lrs[min(used, len(all_lrs) - 1)]) if len(all_lrs) else float("nan")
-        return Analysis([], used, None, None, empty, False, math.nan, math.nan, math.nan, math.nan,
-                        {"nan_at_start": DIAGNOSTICS["nan_at_start"].format(n=used, lr=lr)})
+        return Analysis(
+            [],
+            used,
+            None,
+            None,
+            empty,
+            False,
+            math.nan,
+            math.nan,
+            math.nan,
+            math.nan,
+            {"nan_at_start": DIAGNOSTICS["nan_at_start"].format(n=used, lr=lr)},
+        )
     s = smooth(10**x, y, sigma)
     i_min = int(np.argmin(s))
     start, low = float(s[0]), float(s[i_min])
@@ -274,8 +293,9 @@ def analyze(
         diagnostics["at_start"] = DIAGNOSTICS["at_start"].format(start=10 ** x[0])
     if x_all[-1] - suggestion < 2 * step:
         diagnostics["at_end"] = DIAGNOSTICS["at_end"].format(end=10 ** x_all[-1])
-    return Analysis(s.tolist(), used, 10**suggestion, (10**onset, 10**edge), rules, capped, start, low, drop,
-                    noise, diagnostics)
+    return Analysis(
+        s.tolist(), used, 10**suggestion, (10**onset, 10**edge), rules, capped, start, low, drop, noise, diagnostics
+    )
 
 
 def consensus(suggestions: Sequence[float | None]) -> tuple[float | None, float | None, str]:
@@ -297,7 +317,9 @@ def consensus(suggestions: Sequence[float | None]) -> tuple[float | None, float 
 
 # ── the sweep ──────────────────────────────────────────────────────────────────────────────────
 
-Step = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]  # (x, y, w) → objective (device scalar)
+Step = Callable[
+    [torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor
+]  # (x, y, w) → objective (device scalar)
 Holdout = Callable[[], torch.Tensor]  # () → mean loss on the fixed holdout batches (device scalar)
 
 
@@ -358,12 +380,12 @@ def sweep(
         if holdout is not None and i < len(lrs) and (i + 1) % holdout_every == 0:
             held.append((i, holdout()))
         if len(device_losses) % CHECK_EVERY == 0 or i == len(lrs):
-            read += torch.stack(device_losses[len(read):]).float().tolist() if len(device_losses) > len(read) else []
+            read += torch.stack(device_losses[len(read) :]).float().tolist() if len(device_losses) > len(read) else []
             if blew_up(lrs[: len(read)], read, sigma=sigma, diverge=diverge):
                 stop = "nan" if not np.isfinite(read).all() else "diverged"
                 break
     if len(device_losses) > len(read):
-        read += torch.stack(device_losses[len(read):]).float().tolist()
+        read += torch.stack(device_losses[len(read) :]).float().tolist()
     if stop == "nan":  # keep the first non-finite value (it marks where the curve ends)
         read = read[: int(np.nonzero(~np.isfinite(read))[0][0]) + 1]
     values = torch.stack([v for _, v in held]).float().tolist() if held else []  # one host read
@@ -450,4 +472,6 @@ class Snapshot:
         set_rng_state(s["rng"], self.generators)
         after = self.checksum()
         if after != self.digest:
-            raise RuntimeError(f"lr-find could not restore the training state (checksum {after[:12]} ≠ {self.digest[:12]})")
+            raise RuntimeError(
+                f"lr-find could not restore the training state (checksum {after[:12]} ≠ {self.digest[:12]})"
+            )

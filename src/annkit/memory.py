@@ -12,6 +12,7 @@ estimate is a floor: the data, torch itself and the allocator's slack come on to
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Sequence
@@ -52,12 +53,13 @@ class Estimate:
         return self.state_bytes + self.activation_bytes
 
 
-def estimate(widths: Sequence[int], *, norm: bool, batch: int, eval_batch: int, slots: int | None,
-             host_checkpoint: bool) -> Estimate:
+def estimate(
+    widths: Sequence[int], *, norm: bool, batch: int, eval_batch: int, slots: int | None, host_checkpoint: bool
+) -> Estimate:
     """The memory of an MLP with layer ``widths`` [in, *hidden, out]; ``slots``: optimizer state
     tensors per parameter, None for inference only (weights and a batch's activations)."""
     hidden = widths[1:-1]
-    params = sum(a * b + b for a, b in zip(widths, widths[1:])) + (2 * sum(hidden) if norm else 0)
+    params = sum(a * b + b for a, b in itertools.pairwise(widths)) + (2 * sum(hidden) if norm else 0)
     if slots is None:
         copies = 1
         activations = eval_batch * 2 * max(widths) * BYTES
@@ -92,17 +94,30 @@ def available(device: torch.device) -> tuple[int, str]:
     return min(limits)
 
 
-def check_fits(widths: Sequence[int], device: torch.device, *, norm: bool, batch: int, eval_batch: int,
-               slots: int | None, what: str) -> Estimate:
+def check_fits(
+    widths: Sequence[int],
+    device: torch.device,
+    *,
+    norm: bool,
+    batch: int,
+    eval_batch: int,
+    slots: int | None,
+    what: str,
+) -> Estimate:
     """Refuse, in one paragraph with the numbers, a model that cannot fit on ``device``."""
-    est = estimate(widths, norm=norm, batch=batch, eval_batch=eval_batch, slots=slots, host_checkpoint=device.type == "cpu")
+    est = estimate(
+        widths, norm=norm, batch=batch, eval_batch=eval_batch, slots=slots, host_checkpoint=device.type == "cpu"
+    )
     limit, source = available(device)
     if est.total <= limit:
         return est
     shape = " → ".join(f"{w:,}" for w in widths)
-    per = ("weights only" if slots is None else
-           f"weights, gradients, {slots} optimizer state tensor(s), the best epoch's copy"
-           + (" and a checkpoint's host copy" if device.type == "cpu" else ""))
+    per = (
+        "weights only"
+        if slots is None
+        else f"weights, gradients, {slots} optimizer state tensor(s), the best epoch's copy"
+        + (" and a checkpoint's host copy" if device.type == "cpu" else "")
+    )
     raise AnnkitError(
         f"{what} needs at least {est.total / GB:,.1f} GB on {device}, and {limit / GB:,.1f} GB are available "
         f"({source}); nothing was loaded. The MLP {shape} has {est.params:,} parameters ({per}: "

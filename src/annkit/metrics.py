@@ -24,7 +24,6 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-
 # metrics where higher is better; every other metric (loss, mse, mae) is minimised
 MAXIMIZED = {"accuracy", "balanced_accuracy", "macro_f1", "exact_match", "r2"}
 
@@ -54,7 +53,9 @@ def classification_report(confusion: np.ndarray, names: Sequence[str]) -> dict[s
     }
 
 
-def multilabel_report(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.ndarray, exact: int, names: Sequence[str]) -> dict[str, Any]:
+def multilabel_report(
+    tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.ndarray, exact: int, names: Sequence[str]
+) -> dict[str, Any]:
     """Per-label accuracy and F1, their means, and the exact-match ratio."""
     tp, fp, fn, tn = (np.asarray(a, dtype=np.float64) for a in (tp, fp, fn, tn))
     n = tp + fp + fn + tn
@@ -71,7 +72,9 @@ def multilabel_report(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.nda
     }
 
 
-def regression_report(n: int, sse: np.ndarray, sae: np.ndarray, sum_y: np.ndarray, sum_y2: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
+def regression_report(
+    n: int, sse: np.ndarray, sae: np.ndarray, sum_y: np.ndarray, sum_y2: np.ndarray, names: Sequence[str]
+) -> dict[str, Any]:
     """MSE, MAE and R² per target from running sums, and their means over targets."""
     sse, sae, sum_y, sum_y2 = (np.asarray(a, dtype=np.float64) for a in (sse, sae, sum_y, sum_y2))
     sst = np.maximum(sum_y2 - sum_y**2 / n, 0.0)  # Σ(y − ȳ)²
@@ -80,7 +83,8 @@ def regression_report(n: int, sse: np.ndarray, sae: np.ndarray, sum_y: np.ndarra
     report: dict[str, Any] = {"mse": float((sse / n).mean()), "mae": float((sae / n).mean()), "r2": float(r2.mean())}
     if len(names) > 1:
         report["per_target"] = {
-            name: {"mse": float(a / n), "mae": float(b / n), "r2": float(c)} for name, a, b, c in zip(names, sse, sae, r2)
+            name: {"mse": float(a / n), "mae": float(b / n), "r2": float(c)}
+            for name, a, b, c in zip(names, sse, sae, r2)
         }
     return report
 

@@ -20,6 +20,7 @@ from torch import nn
 from annkit.errors import AnnkitError, did_you_mean, unknown_name
 from annkit.schema import NORM_NAMES
 
+
 class Heaviside(nn.Module):
     """The step function of the first artificial neurons: H(z) = 1 if z ≥ 0 else 0.
 
@@ -198,7 +199,9 @@ def summarize(model: nn.Module, input_shape: Sequence[int]) -> list[LayerRow]:
             def hook(mod: nn.Module, _inp: Any, out: torch.Tensor, name: str = name) -> None:
                 own = list(mod.parameters(recurse=False))
                 frozen = bool(own) and not any(p.requires_grad for p in own)
-                rows.append(LayerRow(name, type(mod).__name__, tuple(out.shape[1:]), sum(p.numel() for p in own), frozen))
+                rows.append(
+                    LayerRow(name, type(mod).__name__, tuple(out.shape[1:]), sum(p.numel() for p in own), frozen)
+                )
 
             hooks.append(module.register_forward_hook(hook))
     was_training = model.training
@@ -219,4 +222,3 @@ def count_params(model: nn.Module) -> tuple[int, int]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return total, trainable
-

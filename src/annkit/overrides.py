@@ -29,8 +29,21 @@ from annkit.commands import command, hydra_value, override
 from annkit.errors import AnnkitError, did_you_mean
 
 # Hydra's flags that take a value (the next word, or after "=")
-VALUE_FLAGS = ("-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir", "-p", "--package",
-               "--experimental-rerun", "-c", "--cfg", "-i", "--info")
+VALUE_FLAGS = (
+    "-cp",
+    "--config-path",
+    "-cn",
+    "--config-name",
+    "-cd",
+    "--config-dir",
+    "-p",
+    "--package",
+    "--experimental-rerun",
+    "-c",
+    "--cfg",
+    "-i",
+    "--info",
+)
 MULTIRUN = ("-m", "--multirun")
 _PARSER = OverridesParser.create()
 
@@ -96,9 +109,12 @@ def parse_word(task: str, word: str, before: str | None = None) -> Override:
         split = before is not None and "=" in before and not before.startswith("-")
         raise AnnkitError(
             f'"{word}" is not an override (key=value or group=option)'
-            + (f": the shell split a value with a space into two words, \"{before}\" and \"{word}\". Quote it: "
-               f"`{command(task, override(key_of(before), before.split('=', 1)[1] + ' ' + word))}`." if split else
-               f". Write it as key=value, e.g. `annkit {task} trainer.epochs=5`; `annkit {task} --help` lists the keys.")
+            + (
+                f': the shell split a value with a space into two words, "{before}" and "{word}". Quote it: '
+                f"`{command(task, override(key_of(before), before.split('=', 1)[1] + ' ' + word))}`."
+                if split
+                else f". Write it as key=value, e.g. `annkit {task} trainer.epochs=5`; `annkit {task} --help` lists the keys."
+            )
         )
     key, value = word.split("=", 1)
     prefix = word[: len(word) - len(word.lstrip("+~"))]
@@ -122,7 +138,9 @@ def _loader(config_dirs: Sequence[Path] = ()) -> ConfigLoaderImpl:
     return ConfigLoaderImpl(config_search_path=search)
 
 
-def group_options(group: str, config_dirs: Sequence[Path] = (), loader: ConfigLoaderImpl | None = None) -> list[str] | None:
+def group_options(
+    group: str, config_dirs: Sequence[Path] = (), loader: ConfigLoaderImpl | None = None
+) -> list[str] | None:
     """The options of config group ``group`` (annkit's, Hydra's and its plugins', and those in
     ``config_dirs``), or None when there is no such group."""
     loader = loader or _loader(config_dirs)
@@ -143,7 +161,11 @@ def check_groups(task: str, line: CommandLine) -> None:
         value = o.value()
         if options is None or value is None or not isinstance(value, str) or value in options:
             continue
-        where = f"the files in configs/{key}/" if not key.startswith("hydra") else f"Hydra's and its plugins' {key}/ configs"
+        where = (
+            f"the files in configs/{key}/"
+            if not key.startswith("hydra")
+            else f"Hydra's and its plugins' {key}/ configs"
+        )
         close = difflib.get_close_matches(value, options, n=1, cutoff=0.6)
         raise AnnkitError(
             f'{key}={value}: there is no {key} option "{value}".{did_you_mean(value, options)} The {key} options are: '
@@ -157,8 +179,10 @@ def check_config_dir(folder: Path) -> None:
     Hydra setting: a file from someone else must not pick the log file's path, callbacks or the
     launcher. Those come from the command line only (``hydra.run.dir=…``, ``hydra/launcher=…``)."""
     if not folder.is_dir():
-        raise AnnkitError(f"--config-dir {folder}: there is no such folder. Give the folder that holds your config groups "
-                          f"(e.g. my/model/wide.yaml → --config-dir my).")
+        raise AnnkitError(
+            f"--config-dir {folder}: there is no such folder. Give the folder that holds your config groups "
+            f"(e.g. my/model/wide.yaml → --config-dir my)."
+        )
     for path in sorted(folder.rglob("*.yaml")):
         rel = path.relative_to(folder)
         why = None
@@ -168,8 +192,9 @@ def check_config_dir(folder: Path) -> None:
             try:
                 node = yaml.safe_load(path.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-                raise AnnkitError(f"--config-dir {folder}: {rel} is not readable YAML ({str(err).splitlines()[0]}). "
-                                  f"Fix or remove it.") from None
+                raise AnnkitError(
+                    f"--config-dir {folder}: {rel} is not readable YAML ({str(err).splitlines()[0]}). Fix or remove it."
+                ) from None
             if isinstance(node, dict) and "hydra" in node:
                 why = "it sets hydra.* keys"
             elif isinstance(node, dict) and any(d.lstrip("/").startswith("hydra") for d in _defaults(node)):

@@ -21,15 +21,37 @@ from annkit.overrides import key_of, read
 from annkit.tracking import flatten, shown
 from annkit.trust import replayable
 
-FILE_KEYS = ("dataset.path", "dataset.train", "dataset.val", "dataset.test", "dataset.sample_weight")  # may move, as the same bytes
+FILE_KEYS = (
+    "dataset.path",
+    "dataset.train",
+    "dataset.val",
+    "dataset.test",
+    "dataset.sample_weight",
+)  # may move, as the same bytes
 
 # Config keys a resumed run may change: where the data lives, the device, and how the run is watched
 # and saved. Everything else (model, data, loss, optimizer, schedule, seed, batch size …) is the
 # checkpoint's: changing it would not continue the run but start another.
 RESUME_MAY_CHANGE = (
-    "resume", "trainer.epochs", "trainer.device", "trainer.eval_batch_size", "trainer.log_every", "trainer.print_every",
-    "trainer.nan_policy", "trainer.compile", "trainer.overwrite", "trainer.checkpoint.", "trainer.early_stopping.patience", "trainer.early_stopping.min_delta",
-    "scheduler.if_too_short", "dataset.root", "dataset.search", "dataset.download", "dataset.verify", "lr_find.", "logger.",
+    "resume",
+    "trainer.epochs",
+    "trainer.device",
+    "trainer.eval_batch_size",
+    "trainer.log_every",
+    "trainer.print_every",
+    "trainer.nan_policy",
+    "trainer.compile",
+    "trainer.overwrite",
+    "trainer.checkpoint.",
+    "trainer.early_stopping.patience",
+    "trainer.early_stopping.min_delta",
+    "scheduler.if_too_short",
+    "dataset.root",
+    "dataset.search",
+    "dataset.download",
+    "dataset.verify",
+    "lr_find.",
+    "logger.",
 )
 
 
@@ -49,9 +71,12 @@ def resume_checkpoint(value: str) -> Path:
         if not path.is_file():
             raise AnnkitError(
                 f"resume={value}: there is no {path}. "
-                + ("The run stopped before it saved anything (its first checkpoint comes at the end of epoch 1, or "
-                   "after trainer.checkpoint.every_n_steps steps); start it again. " if folder.is_dir() or (Path(value) / ".hydra").is_dir()
-                   else "That folder is not an annkit run dir (no checkpoints/ in it). ")
+                + (
+                    "The run stopped before it saved anything (its first checkpoint comes at the end of epoch 1, or "
+                    "after trainer.checkpoint.every_n_steps steps); start it again. "
+                    if folder.is_dir() or (Path(value) / ".hydra").is_dir()
+                    else "That folder is not an annkit run dir (no checkpoints/ in it). "
+                )
                 + "Give a run dir such as outputs/train/runs/<time> (`ls outputs/train/runs`), or its checkpoints/last.safetensors."
             )
     found = peek(path)  # refuses missing, truncated, pickled and foreign files
@@ -109,8 +134,13 @@ def prepare_argv(args: list[str]) -> list[str]:
     if not line.config_dirs:  # (with --config-dir, Hydra composes and train() validates, as for any run)
         check_composes(path, [*original, *line.words])
     n = len(meta.get("resumed", [])) + 1
-    return [*original, *rest, override("resume", str(path)), override("hydra.run.dir", str(path.parent.parent)),
-            f"hydra.output_subdir=.hydra/resume-{n}"]
+    return [
+        *original,
+        *rest,
+        override("resume", str(path)),
+        override("hydra.run.dir", str(path.parent.parent)),
+        f"hydra.output_subdir=.hydra/resume-{n}",
+    ]
 
 
 def check_composes(path: Path, words: list[str]) -> None:
@@ -128,8 +158,10 @@ def check_composes(path: Path, words: list[str]) -> None:
     try:
         validate(cfg)
     except AnnkitError as err:
-        raise AnnkitError(f"resume={shown(path)}: the run's settings (from its checkpoint) with this command line's are "
-                          f"not a valid config: {err}") from None
+        raise AnnkitError(
+            f"resume={shown(path)}: the run's settings (from its checkpoint) with this command line's are "
+            f"not a valid config: {err}"
+        ) from None
 
 
 def resumed_config(now: dict[str, Any], ckpt: Checkpoint) -> dict[str, Any]:
@@ -145,10 +177,15 @@ def resumed_config(now: dict[str, Any], ckpt: Checkpoint) -> dict[str, Any]:
         if key in files and new.get(key) is not None and old.get(key) != new.get(key):
             check_same_file(key, new[key], files[key], "A resumed run")
             old[key] = new[key]
-    differ = [(k, old.get(k, "(absent)"), new.get(k, "(absent)")) for k in sorted(set(old) | set(new))
-              if old.get(k) != new.get(k) and new.get(k) != "auto" and not k.startswith(RESUME_MAY_CHANGE)]
+    differ = [
+        (k, old.get(k, "(absent)"), new.get(k, "(absent)"))
+        for k in sorted(set(old) | set(new))
+        if old.get(k) != new.get(k) and new.get(k) != "auto" and not k.startswith(RESUME_MAY_CHANGE)
+    ]
     if differ:
-        listed = "; ".join(f"{k}: {a} in the run → {b} now" for k, a, b in differ[:6]) + (f" (and {len(differ) - 6} more)" if len(differ) > 6 else "")
+        listed = "; ".join(f"{k}: {a} in the run → {b} now" for k, a, b in differ[:6]) + (
+            f" (and {len(differ) - 6} more)" if len(differ) > 6 else ""
+        )
         raise AnnkitError(
             f"resume={shown(ckpt.path)} cannot go on with a different config: {listed}. A resumed run continues exactly "
             f"with the checkpoint's model, data, loss, optimizer and schedule; it may change only "
@@ -157,8 +194,14 @@ def resumed_config(now: dict[str, Any], ckpt: Checkpoint) -> dict[str, Any]:
         )
 
     def fill(node: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
-        return {k: ref[k] if v == "auto" and k in ref else fill(v, ref[k]) if isinstance(v, dict) and isinstance(ref.get(k), dict) else v
-                for k, v in node.items()}
+        return {
+            k: ref[k]
+            if v == "auto" and k in ref
+            else fill(v, ref[k])
+            if isinstance(v, dict) and isinstance(ref.get(k), dict)
+            else v
+            for k, v in node.items()
+        }
 
     resolved = fill(now, saved)
     epochs_now, epochs_then = resolved["trainer"]["epochs"], saved["trainer"]["epochs"]
@@ -168,9 +211,13 @@ def resumed_config(now: dict[str, Any], ckpt: Checkpoint) -> dict[str, Any]:
         raise AnnkitError(
             f"resume={shown(ckpt.path)}: the run has finished {done} of {epochs_then} epochs"
             + (" (it stopped early)" if complete and done < epochs_then else "")
-            + (" and written metrics.json: there is nothing left to do. " if epochs_now >= done else f", more than trainer.epochs={epochs_now}. ")
+            + (
+                " and written metrics.json: there is nothing left to do. "
+                if epochs_now >= done
+                else f", more than trainer.epochs={epochs_now}. "
+            )
             + "To train longer, resume with a larger trainer.epochs (with scheduler=none or step), or fine-tune from its "
-              f"weights in a new run: `{command('train', override('model.init_from', shown(ckpt.path)))}`."
+            f"weights in a new run: `{command('train', override('model.init_from', shown(ckpt.path)))}`."
         )
     sched = resolved["scheduler"]
     if epochs_now != epochs_then and sched.get("_target_") is not None:

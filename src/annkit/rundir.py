@@ -22,7 +22,11 @@ def holds_run(folder: Path) -> list[str]:
     if not folder.is_dir():
         return []
     found = [name for name in RESULTS if (folder / name).is_file()]
-    found += [f"{name}/" for name in FOLDERS if (folder / name).is_dir() and any(p.is_file() for p in (folder / name).rglob("*"))]
+    found += [
+        f"{name}/"
+        for name in FOLDERS
+        if (folder / name).is_dir() and any(p.is_file() for p in (folder / name).rglob("*"))
+    ]
     return found
 
 
@@ -41,8 +45,13 @@ def discard_if_unused(folder: Path, task_log: str) -> bool:
     ``.hydra/`` record and the log ``task_log`` in it, nothing a run wrote; then the empty folders above
     it, up to the working directory. Returns whether it was removed."""
     here = Path.cwd().resolve()
-    if (not folder.is_dir() or folder.resolve() == here or folder.resolve() in here.parents or holds_run(folder)
-            or {p.name for p in folder.iterdir()} - {".hydra", task_log}):
+    if (
+        not folder.is_dir()
+        or folder.resolve() == here
+        or folder.resolve() in here.parents
+        or holds_run(folder)
+        or {p.name for p in folder.iterdir()} - {".hydra", task_log}
+    ):
         return False  # the working directory (e.g. board's run.dir: .) and what holds it are never removed
     shutil.rmtree(folder, ignore_errors=True)
     parent = folder.resolve().parent
@@ -75,8 +84,11 @@ def protect(folder: Path, *, task: str, sweep: bool, overwrite: bool, overwrite_
         return target
     shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
     key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
-    go_on = (f"To go on with that run: `{command('train', override('resume', str(folder)))}`. "
-             if task == "train" and not sweep and "checkpoints/" in found and "metrics.json" not in found else "")
+    go_on = (
+        f"To go on with that run: `{command('train', override('resume', str(folder)))}`. "
+        if task == "train" and not sweep and "checkpoints/" in found and "metrics.json" not in found
+        else ""
+    )
     raise AnnkitError(
         f"{folder} already holds {'a sweep' if sweep else 'a run'} ({shown}), and annkit never writes a run over "
         f"another. Nothing was run and nothing was changed. {go_on}To start a new one, pick another folder "

@@ -80,7 +80,10 @@ class Threads(Hook):
         if spec != "auto":
             n, self.reason = int(spec), "trainer.threads"
         elif pinned.isdigit():
-            n, self.reason = max(1, min(int(pinned), share)), f"OMP_NUM_THREADS={pinned}" + (f", ÷ {self.jobs} jobs" if self.jobs > 1 else "")
+            n, self.reason = (
+                max(1, min(int(pinned), share)),
+                f"OMP_NUM_THREADS={pinned}" + (f", ÷ {self.jobs} jobs" if self.jobs > 1 else ""),
+            )
         else:
             n, self.reason = auto_threads(self.available, self.jobs, None)
         torch.set_num_threads(n)
@@ -217,8 +220,11 @@ class StopSignals:
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signum is None:
             self.signum = signum
-            os.write(2, f"\n{signal.Signals(signum).name}: stopping after this step and saving checkpoints/last.safetensors"
-                        f" (send it again to stop at once)\n".encode())
+            os.write(
+                2,
+                f"\n{signal.Signals(signum).name}: stopping after this step and saving checkpoints/last.safetensors"
+                f" (send it again to stop at once)\n".encode(),
+            )
             return
         if signum == signal.SIGINT:
             raise KeyboardInterrupt

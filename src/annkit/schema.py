@@ -71,7 +71,9 @@ def integer(lo: int, hi: int | None = None, *, nullable: bool = False) -> Rule:
     )
 
 
-def number(lo: float, hi: float | None = None, *, hi_open: bool = False, lo_open: bool = False, nullable: bool = False) -> Rule:
+def number(
+    lo: float, hi: float | None = None, *, hi_open: bool = False, lo_open: bool = False, nullable: bool = False
+) -> Rule:
     def ok(v: Any) -> bool:
         if nullable and v is None:
             return True
@@ -94,12 +96,18 @@ def choice(*options: str) -> Rule:
 BOOL = Rule(lambda v: isinstance(v, bool), "true or false")
 TEXT = Rule(lambda v: isinstance(v, str) and v != "", "a non-empty string")
 PATH_OR_NULL = Rule(lambda v: v is None or (isinstance(v, str) and v != ""), "a folder path or null")
-TEXT_LIST = Rule(lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of folder paths, e.g. [data/fashion_mnist]")
+TEXT_LIST = Rule(
+    lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    "a list of folder paths, e.g. [data/fashion_mnist]",
+)
 WIDTHS = Rule(
     lambda v: isinstance(v, list) and all(_is_int(x) and x >= 1 for x in v),
     "a list of positive layer widths, e.g. [512, 256], or [] for no hidden layer",
 )
-DEVICE = Rule(lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v) is not None, "one of: auto, cpu, cuda, cuda:N, mps")
+DEVICE = Rule(
+    lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v) is not None,
+    "one of: auto, cpu, cuda, cuda:N, mps",
+)
 PROBABILITY = number(0.0, 1.0, hi_open=True)
 
 
@@ -114,7 +122,10 @@ SPLIT_SIZE = Rule(
     "a number of rows (a whole number ≥ 0) or a share of them (a number in [0, 1))",
 )
 COLUMNS = Rule(
-    lambda v: isinstance(v, str) and v != "" or (isinstance(v, list) and len(v) >= 1 and all(isinstance(x, str) and x for x in v)),
+    lambda v: (
+        (isinstance(v, str) and v != "")
+        or (isinstance(v, list) and len(v) >= 1 and all(isinstance(x, str) and x for x in v))
+    ),
     "a column name, or a list of column names",
 )
 
@@ -128,16 +139,22 @@ MODEL_SCHEMA: dict[str, Any] = {
     "input_dropout": PROBABILITY,
     "norm": choice(*NORM_NAMES),
     "output_activation": choice("auto", *OUTPUT_ACTIVATIONS),
-    "init_from": Rule(lambda v: v is None or (isinstance(v, str) and v != ""), "a checkpoint path (.safetensors) or null"),
+    "init_from": Rule(
+        lambda v: v is None or (isinstance(v, str) and v != ""), "a checkpoint path (.safetensors) or null"
+    ),
     "freeze": Rule(
-        lambda v: v is None or v == "all_but_head" or (isinstance(v, list) and len(v) >= 1 and all(_is_int(i) for i in v)),
+        lambda v: (
+            v is None or v == "all_but_head" or (isinstance(v, list) and len(v) >= 1 and all(_is_int(i) for i in v))
+        ),
         "null, all_but_head, or a list of dense-layer indices, e.g. [0] (the first hidden layer; -1 is the output layer)",
     ),
 }
 
 SHAPING: dict[str, Any] = {  # the training-split knobs of annkit.data.shaping
-    "class_fraction": Rule(lambda v: v is None or NONNEG_LIST.check(v) and all(x <= 1 for x in v),
-                           "null, or one share in [0, 1] per class, e.g. [1, 1, 0.1, …]"),
+    "class_fraction": Rule(
+        lambda v: v is None or (NONNEG_LIST.check(v) and all(x <= 1 for x in v)),
+        "null, or one share in [0, 1] per class, e.g. [1, 1, 0.1, …]",
+    ),
     "label_noise": {"fraction": SHARE, "error_rate": SHARE, "weight": number(0.0)},
 }
 IMAGE_DATASET: dict[str, Any] = {
@@ -148,8 +165,15 @@ IMAGE_DATASET: dict[str, Any] = {
     "verify": BOOL,
     "val_size": integer(1),
     "classes": Rule(
-        lambda v: v is None or (isinstance(v, list) and len(v) >= 2 and all(_is_int(x) or isinstance(x, str) for x in v)
-                                and len(set(map(str, v))) == len(v)),
+        lambda v: (
+            v is None
+            or (
+                isinstance(v, list)
+                and len(v) >= 2
+                and all(_is_int(x) or isinstance(x, str) for x in v)
+                and len(set(map(str, v))) == len(v)
+            )
+        ),
         "null, or a list of 2 or more distinct class indices or names, e.g. [0, 1, 2, 3, 4]",
     ),
     "limit_train": integer(1, nullable=True),
@@ -171,8 +195,10 @@ DATASET_SCHEMAS: dict[str, dict[str, Any]] = {
         "noise": number(0.0, 0.5),
         "train_ratio": SHARE_OPEN,
         "val_size": SHARE_OPEN,
-        "features": Rule(lambda v: isinstance(v, list) and len(v) >= 1 and all(x in PLAYGROUND_FEATURES for x in v),
-                         f"a list of features from: {', '.join(PLAYGROUND_FEATURES)}"),
+        "features": Rule(
+            lambda v: isinstance(v, list) and len(v) >= 1 and all(x in PLAYGROUND_FEATURES for x in v),
+            f"a list of features from: {', '.join(PLAYGROUND_FEATURES)}",
+        ),
         "standardize": BOOL,
         **SHAPING,
     },
@@ -183,13 +209,19 @@ DATASET_SCHEMAS: dict[str, dict[str, Any]] = {
         "val": PATH_OR_NULL,
         "test": PATH_OR_NULL,
         "target": Rule(lambda v: v is None or COLUMNS.check(v), "a column name, or a list of column names"),
-        "features": Rule(lambda v: v is None or (isinstance(v, list) and COLUMNS.check(v)), "null (all other columns) or a list of column names"),
+        "features": Rule(
+            lambda v: v is None or (isinstance(v, list) and COLUMNS.check(v)),
+            "null (all other columns) or a list of column names",
+        ),
         "task": choice(*CSV_TASKS),
         "sample_weight": PATH_OR_NULL,
         "standardize": BOOL,
         "val_size": SPLIT_SIZE,
         "test_size": SPLIT_SIZE,
-        "delimiter": Rule(lambda v: isinstance(v, str) and (len(v) == 1 or v in ("tab", "\\t")), "one character, e.g. ',' or ';', or tab"),
+        "delimiter": Rule(
+            lambda v: isinstance(v, str) and (len(v) == 1 or v in ("tab", "\\t")),
+            "one character, e.g. ',' or ';', or tab",
+        ),
         "limit_train": integer(1, nullable=True),
         **SHAPING,
     },
@@ -208,10 +240,17 @@ LOSS_COMMON: dict[str, Any] = {
 }
 LOSS_SCHEMAS: dict[str, dict[str, Any]] = {
     "ce": {**LOSS_COMMON, "label_smoothing": PROBABILITY},
-    "bce": {**LOSS_COMMON, "pos_weight": Rule(
-        lambda v: v is None or (_is_num(v) and v > 0) or (isinstance(v, list) and len(v) >= 1 and all(_is_num(x) and x > 0 for x in v)),
-        "null, a number > 0, or a list of numbers > 0 (one per label)",
-    )},
+    "bce": {
+        **LOSS_COMMON,
+        "pos_weight": Rule(
+            lambda v: (
+                v is None
+                or (_is_num(v) and v > 0)
+                or (isinstance(v, list) and len(v) >= 1 and all(_is_num(x) and x > 0 for x in v))
+            ),
+            "null, a number > 0, or a list of numbers > 0 (one per label)",
+        ),
+    },
     "mse": LOSS_COMMON,
 }
 
@@ -259,7 +298,9 @@ RUN_SCHEMA: dict[str, Any] = {  # the train config's keys outside the groups che
     },
     "logger": {
         "confusion": BOOL,
-        "images_every": Rule(lambda v: v == "auto" or (_is_int(v) and v >= 0), "auto or a whole number ≥ 0 (0 = never)"),
+        "images_every": Rule(
+            lambda v: v == "auto" or (_is_int(v) and v >= 0), "auto or a whole number ≥ 0 (0 = never)"
+        ),
         "misclassified": integer(1, 256),
         "boundary_resolution": integer(10, 1000),
         "histograms": BOOL,
@@ -272,8 +313,12 @@ RUN_SCHEMA: dict[str, Any] = {  # the train config's keys outside the groups che
 # the schema of each group that config.TRAIN_SCHEMA checks with a function: one option's keys, or every option's
 # (dataset, loss: the keys depend on the chosen name); None: any key (the arguments of a torch class)
 GROUP_SCHEMAS: dict[str, list[Mapping[str, Any]] | None] = {
-    "model": [MODEL_SCHEMA], "dataset": list(DATASET_SCHEMAS.values()), "loss": list(LOSS_SCHEMAS.values()),
-    "lr_find": [LR_FIND_SCHEMA], "optimizer": None, "scheduler": None,
+    "model": [MODEL_SCHEMA],
+    "dataset": list(DATASET_SCHEMAS.values()),
+    "loss": list(LOSS_SCHEMAS.values()),
+    "lr_find": [LR_FIND_SCHEMA],
+    "optimizer": None,
+    "scheduler": None,
 }
 
 
@@ -317,12 +362,18 @@ def check_present(node: Any, schema: Mapping[str, Any], path: str) -> None:
 TORCH_TARGET = re.compile(r"torch\.optim\.(lr_scheduler\.)?[A-Za-z_][A-Za-z0-9_]*")
 
 
-
 # the keys of a train config that name files or folders: a run records them absolute (see :func:`portable`)
-PATH_KEYS = ("dataset.root", "dataset.search", "dataset.path", "dataset.train", "dataset.val", "dataset.test",
-             "dataset.sample_weight", "model.init_from", "resume")
-
-
+PATH_KEYS = (
+    "dataset.root",
+    "dataset.search",
+    "dataset.path",
+    "dataset.train",
+    "dataset.val",
+    "dataset.test",
+    "dataset.sample_weight",
+    "model.init_from",
+    "resume",
+)
 
 
 # ── what each key means: one line each, shown by `annkit <task> --help` (a test checks every key has one) ──
@@ -353,7 +404,7 @@ MEANINGS: dict[str, str] = {
     "dataset.classes": "a subset of the classes (indices or names), e.g. [0,1,2,3,4]; null: all",
     "dataset.limit_train": "use only the first N training samples (null: all)",
     "dataset.class_fraction": "training split only: keep this share of each class, e.g. [1,1,0.1,…] (null: all)",
-    "dataset.label_noise.fraction": "share of training samples labelled by a \"crowd\" (0 = off)",
+    "dataset.label_noise.fraction": 'share of training samples labelled by a "crowd" (0 = off)',
     "dataset.label_noise.error_rate": "chance that a crowd label is wrong (another class, uniformly)",
     "dataset.label_noise.weight": "the sample weight of the crowd's samples (the experts' keep 1)",
     "dataset.sample_weight": "a file with one weight per training sample (.npy, or one number a line)",

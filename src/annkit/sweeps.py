@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from rich.text import Text
 from hydra.experimental.callback import Callback
+from rich.text import Text
 
 from annkit.commands import command, override
 
@@ -28,8 +28,10 @@ def objective(metrics: dict[str, Any]) -> float:
 def read_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
     """Each job folder of a sweep: its number, overrides and metrics.json (None for a job that wrote none)."""
     jobs = []
-    for folder in sorted((p for p in sweep_dir.iterdir() if (p / ".hydra" / "overrides.yaml").is_file()),
-                         key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name)):
+    for folder in sorted(
+        (p for p in sweep_dir.iterdir() if (p / ".hydra" / "overrides.yaml").is_file()),
+        key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name),
+    ):
         overrides = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text()) or []
         metrics_file = folder / "metrics.json"
         metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
@@ -48,14 +50,19 @@ def summarize(jobs: list[dict[str, Any]]) -> dict[str, Any]:
     for job in jobs:
         m = job["metrics"]
         value = objective(m) if m is not None else None
-        rows.append({
-            "job": job["job"], "dir": job["dir"], **{k: values[job["job"]].get(k) for k in swept},
-            "objective": value if value is None or math.isfinite(value) else None,
-            "task": m["task"] if m else None,
-            "test": (m["test"].get("r2" if m["task"] == "regression" else "accuracy") if m else None),
-            "epochs": m["epochs"] if m else None, "wall_s": m["wall_s"] if m else None,
-            "status": "finished" if m else "failed or diverged (no metrics.json)",
-        })
+        rows.append(
+            {
+                "job": job["job"],
+                "dir": job["dir"],
+                **{k: values[job["job"]].get(k) for k in swept},
+                "objective": value if value is None or math.isfinite(value) else None,
+                "task": m["task"] if m else None,
+                "test": (m["test"].get("r2" if m["task"] == "regression" else "accuracy") if m else None),
+                "epochs": m["epochs"] if m else None,
+                "wall_s": m["wall_s"] if m else None,
+                "status": "finished" if m else "failed or diverged (no metrics.json)",
+            }
+        )
     rows.sort(key=lambda r: (r["objective"] is None, -(r["objective"] or 0.0)))
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank if row["objective"] is not None else None
@@ -78,8 +85,13 @@ def show(summary: dict[str, Any], sweep_dir: Path) -> None:
     rows, swept = summary["jobs"], summary["swept"]
     regression = any(r["task"] == "regression" for r in rows)
     name = "R²" if regression else "accuracy"
-    table = Table(title=f"sweep: {len(rows)} jobs, ranked by val {name} (the sweep's objective; test {name} beside it)", title_justify="left",
-                  header_style="bold", box=None, pad_edge=False)
+    table = Table(
+        title=f"sweep: {len(rows)} jobs, ranked by val {name} (the sweep's objective; test {name} beside it)",
+        title_justify="left",
+        header_style="bold",
+        box=None,
+        pad_edge=False,
+    )
     leaves = [k.rsplit(".", 1)[-1] for k in swept]
     headers = [leaf if leaves.count(leaf) == 1 else key for leaf, key in zip(leaves, swept)]  # lr, width, …
     for column in ("#", "job", *headers, "val", "test", "epochs", "wall"):
@@ -96,8 +108,11 @@ def show(summary: dict[str, Any], sweep_dir: Path) -> None:
     console.print(table)
     best = next((r for r in rows if r["rank"] == 1), None)
     if best is not None:
-        lines = (("best", f"job {best['job']} · val {fmt.format(best['objective'])}"), ("run dir", best["dir"]),
-                 ("tensorboard", command("board", override("logdir", str(sweep_dir)))))
+        lines = (
+            ("best", f"job {best['job']} · val {fmt.format(best['objective'])}"),
+            ("run dir", best["dir"]),
+            ("tensorboard", command("board", override("logdir", str(sweep_dir)))),
+        )
         for label, text in lines:  # each path and command whole on a line of its own (80 columns)
             console.print(Text(f"{label:<11}  ", style="bold cyan") + Text(text), soft_wrap=True)
 

@@ -47,11 +47,29 @@ def epoch_columns(task: str, penalty: bool) -> list[Column]:
     if penalty:
         cols.append(("penalty", 7, "train/penalty", DECIMAL))
     if task == "regression":
-        cols += [("val loss", 8, "val/loss", DECIMAL), ("val MAE", 8, "val/mae", DECIMAL), ("val R²", 7, "val/r2", DECIMAL)]
+        cols += [
+            ("val loss", 8, "val/loss", DECIMAL),
+            ("val MAE", 8, "val/mae", DECIMAL),
+            ("val R²", 7, "val/r2", DECIMAL),
+        ]
     else:
-        cols += [("acc", 6, "train/accuracy", "{:.1%}"), ("val loss", 8, "val/loss", DECIMAL), ("val acc", 7, "val/accuracy", PERCENT)]
-        cols.append(("val bal", 7, "val/balanced_accuracy", PERCENT) if task == "classification" else ("val F1", 7, "val/macro_f1", DECIMAL))
-    return cols + [("lr", 8, "lr", "{:.2e}"), ("time", 6, "epoch_s", "{:.1f}s"), ("samples/s", 9, "samples_per_s", "{:,.0f}"), ("", 1, "", "")]
+        cols += [
+            ("acc", 6, "train/accuracy", "{:.1%}"),
+            ("val loss", 8, "val/loss", DECIMAL),
+            ("val acc", 7, "val/accuracy", PERCENT),
+        ]
+        cols.append(
+            ("val bal", 7, "val/balanced_accuracy", PERCENT)
+            if task == "classification"
+            else ("val F1", 7, "val/macro_f1", DECIMAL)
+        )
+    return [
+        *cols,
+        ("lr", 8, "lr", "{:.2e}"),
+        ("time", 6, "epoch_s", "{:.1f}s"),
+        ("samples/s", 9, "samples_per_s", "{:,.0f}"),
+        ("", 1, "", ""),
+    ]
 
 
 def fit_columns(columns: list[Column], width: int) -> list[Column]:
@@ -67,8 +85,17 @@ def fit_columns(columns: list[Column], width: int) -> list[Column]:
 
 # the summary's metric columns per task: (header, report key, format)
 SUMMARY_COLUMNS = {
-    "classification": [("loss", "loss", DECIMAL), ("accuracy", "accuracy", PERCENT), ("balanced acc", "balanced_accuracy", PERCENT)],
-    "multilabel": [("loss", "loss", DECIMAL), ("accuracy", "accuracy", PERCENT), ("macro F1", "macro_f1", DECIMAL), ("exact match", "exact_match", PERCENT)],
+    "classification": [
+        ("loss", "loss", DECIMAL),
+        ("accuracy", "accuracy", PERCENT),
+        ("balanced acc", "balanced_accuracy", PERCENT),
+    ],
+    "multilabel": [
+        ("loss", "loss", DECIMAL),
+        ("accuracy", "accuracy", PERCENT),
+        ("macro F1", "macro_f1", DECIMAL),
+        ("exact match", "exact_match", PERCENT),
+    ],
     "regression": [("loss", "loss", DECIMAL), ("MSE", "mse", DECIMAL), ("MAE", "mae", DECIMAL), ("R²", "r2", DECIMAL)],
 }
 
@@ -149,8 +176,13 @@ def facts_grid(facts: Sequence[tuple[str, str]]) -> Table:
     return grid
 
 
-def facts_panel(console: Console, title: str, facts: Sequence[tuple[str, str]], rest: Sequence[Any] = (),
-                after: Sequence[tuple[str, str]] = ()) -> None:
+def facts_panel(
+    console: Console,
+    title: str,
+    facts: Sequence[tuple[str, str]],
+    rest: Sequence[Any] = (),
+    after: Sequence[tuple[str, str]] = (),
+) -> None:
     """A panel of facts (then ``rest``), as wide as the terminal allows. A fact whose text starts with a
     path too long for the panel, and every line of ``after`` (the run dir, the command that shows it),
     are printed below the panel, each whole on one line, so that a path or a command copies as one."""
@@ -170,12 +202,20 @@ def facts_panel(console: Console, title: str, facts: Sequence[tuple[str, str]], 
         console.print(Text(f"{label:<{width}}  ", style="bold cyan") + Text(path), soft_wrap=True)
         if rest:  # what follows the path, wrapped below it
             indent = " " * (width + 2)
-            console.print(Text(textwrap.fill(rest, console.width, initial_indent=indent, subsequent_indent=indent)), soft_wrap=True)
+            console.print(
+                Text(textwrap.fill(rest, console.width, initial_indent=indent, subsequent_indent=indent)),
+                soft_wrap=True,
+            )
 
 
 class ConsoleReporter(Hook):
     def __init__(
-        self, console: Console, title: str = "annkit train", *, task: str = "classification", penalty: bool = False,
+        self,
+        console: Console,
+        title: str = "annkit train",
+        *,
+        task: str = "classification",
+        penalty: bool = False,
         print_every: int = 1,
     ) -> None:
         self.console = console
@@ -206,11 +246,18 @@ class ConsoleReporter(Hook):
         model.add_column("params", justify="right")
         for i, layer in enumerate(layers):
             shape = "×".join(str(s) for s in layer.output_shape)
-            model.add_row(str(i), layer.kind + (" [dim](frozen)[/]" if layer.frozen else ""), shape, f"{layer.params:,}" if layer.params else "")
+            model.add_row(
+                str(i),
+                layer.kind + (" [dim](frozen)[/]" if layer.frozen else ""),
+                shape,
+                f"{layer.params:,}" if layer.params else "",
+            )
             log.info("layer %d %s -> %s params=%d", i, layer.kind, shape, layer.params)
         model.add_row("", "[bold]total", "", f"[bold]{params:,}")
         run_dir = [fact for fact in facts if fact[0] == "run dir"]
-        facts_panel(self.console, self.title, [fact for fact in facts if fact[0] != "run dir"], [Text(""), model], after=run_dir)
+        facts_panel(
+            self.console, self.title, [fact for fact in facts if fact[0] != "run dir"], [Text(""), model], after=run_dir
+        )
 
     def on_fit_start(self, *, epochs: int, steps_per_epoch: int) -> None:
         self.epochs = epochs
@@ -238,7 +285,9 @@ class ConsoleReporter(Hook):
     def on_log(self, *, step: int, epoch: int, lr: float, metrics: dict[str, float]) -> None:
         if self.progress is not None:
             acc = f" · acc {metrics['accuracy']:6.2%}" if "accuracy" in metrics else ""
-            self.progress.update(self.batch_task, stats=f"loss {metrics['loss']:.4f}{acc}" + ("" if self.narrow else f" · lr {lr:.2e}"))
+            self.progress.update(
+                self.batch_task, stats=f"loss {metrics['loss']:.4f}{acc}" + ("" if self.narrow else f" · lr {lr:.2e}")
+            )
 
     def on_epoch_end(self, row: dict[str, float], *, is_best: bool) -> None:
         cells = format_row(row, self.columns, self.epochs, is_best)
@@ -272,15 +321,21 @@ class ConsoleReporter(Hook):
         for split in ("train", "val", "test"):
             table.add_row(split, *(_cell(metrics[split], key, fmt) for _, key, fmt in columns))
         parts: list[Any] = [table]
-        tables = per_class(self.task, {"val": metrics["val"], "test": metrics["test"]},
-                           metrics["data"].get("train_class_counts", {}))
+        tables = per_class(
+            self.task, {"val": metrics["val"], "test": metrics["test"]}, metrics["data"].get("train_class_counts", {})
+        )
         if tables:
             parts += [Text(""), *tables]
         stopped = " (stopped early)" if metrics.get("stopped_early") else ""
         if metrics.get("skipped_batches"):
             stopped += f" · {metrics['skipped_batches']} batches skipped (loss not finite)"
-        parts += [Text(""), Text(f"best epoch {metrics['best_epoch']} of {metrics['epochs']}{stopped} · "
-                                 f"{metrics['wall_s']:.1f} s wall · {metrics['samples_per_s']:,.0f} samples/s on {metrics['device']}")]
+        parts += [
+            Text(""),
+            Text(
+                f"best epoch {metrics['best_epoch']} of {metrics['epochs']}{stopped} · "
+                f"{metrics['wall_s']:.1f} s wall · {metrics['samples_per_s']:,.0f} samples/s on {metrics['device']}"
+            ),
+        ]
         self.console.print(Panel(Group(*parts), title="[bold]result", title_align="left", expand=False))
         next_lines(self.console, run_dir)
         log.info("result %s", json.dumps({k: metrics[k] for k in ("train", "val", "test", "best_epoch")}))
@@ -290,15 +345,19 @@ def next_lines(console: Console, run_dir: Path, files: str = "") -> None:
     """Below a result panel, each whole on its own line: the run dir, the files it holds (when
     given) and the command that shows it."""
     facts_width = len("tensorboard")
-    lines = (("run dir", shown(run_dir)), *((("files", files),) if files else ()),
-             ("tensorboard", command("board", override("logdir", logdir_hint(run_dir)))))
+    lines = (
+        ("run dir", shown(run_dir)),
+        *((("files", files),) if files else ()),
+        ("tensorboard", command("board", override("logdir", logdir_hint(run_dir)))),
+    )
     for label, text in lines:
         log.info("%s: %s", label, text)
         console.print(Text(f"{label:<{facts_width}}  ", style="bold cyan") + Text(text), soft_wrap=True)
 
 
-def per_class(task: str, reports: Mapping[str, Mapping[str, Any]], counts: Mapping[str, int],
-              counts_header: str = "train n") -> list[Any]:
+def per_class(
+    task: str, reports: Mapping[str, Mapping[str, Any]], counts: Mapping[str, int], counts_header: str = "train n"
+) -> list[Any]:
     """Per class: a count column and each report's recall (``reports``: split → report, in column
     order), then the last report's confusion matrix (K ≤ 10); per label: the last report's accuracy
     and F1. Nothing for regression or more than 20 classes."""
@@ -310,8 +369,11 @@ def per_class(task: str, reports: Mapping[str, Mapping[str, Any]], counts: Mappi
         for header in ("class", counts_header, *(f"{split} recall" for split in reports)):
             table.add_column(header, justify="left" if header == "class" else "right")
         for i, name in enumerate(names):
-            table.add_row(f"{i} {name}", f"{counts.get(name, 0):,}",
-                          *(_cell(report["recall"], name, "{:.1%}") for report in reports.values()))
+            table.add_row(
+                f"{i} {name}",
+                f"{counts.get(name, 0):,}",
+                *(_cell(report["recall"], name, "{:.1%}") for report in reports.values()),
+            )
         parts: list[Any] = [Text("per class", style="bold"), table]
         if len(names) <= 10:
             matrix = Table(box=None, header_style="bold", pad_edge=False)
@@ -393,8 +455,13 @@ class TensorBoardLogger(Timed, Hook):
     def text(self, tag: str, markdown: str, step: int) -> None:
         self.writer.add_text(tag, markdown, step)
 
-    def finish(self, hparams: Mapping[str, Any], final: Mapping[str, float], step: int,
-               varying: set[str] | frozenset[str] = frozenset()) -> None:
+    def finish(
+        self,
+        hparams: Mapping[str, Any],
+        final: Mapping[str, float],
+        step: int,
+        varying: set[str] | frozenset[str] = frozenset(),
+    ) -> None:
         """Write the run's hparams (see :func:`annkit.dashboard.hparam_values`; ``varying``: those
         the command line set, shown first) and its metrics (``final``, real values: the HParams
         table's columns), then close."""

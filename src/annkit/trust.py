@@ -27,7 +27,13 @@ from hydra.core.override_parser.types import OverrideType
 from hydra.errors import HydraException
 
 from annkit.config import (
-    DATASET_SCHEMAS, HYDRA_KEYS, LOSS_SCHEMAS, MODEL_SCHEMA, TORCH_TARGET, check_present, key_rules,
+    DATASET_SCHEMAS,
+    HYDRA_KEYS,
+    LOSS_SCHEMAS,
+    MODEL_SCHEMA,
+    TORCH_TARGET,
+    check_present,
+    key_rules,
 )
 from annkit.errors import AnnkitError
 from annkit.models import make_activation
@@ -95,7 +101,9 @@ def _why_not(word: str) -> str | None:
         if options is None:
             return "names a config group annkit does not have"
         if value is not None and value not in options:
-            return f"names an option of config group {key} that annkit does not ship (its options: {', '.join(options)})"
+            return (
+                f"names an option of config group {key} that annkit does not ship (its options: {', '.join(options)})"
+            )
         return None
     leaf = key.rsplit(".", 1)[-1]
     if leaf in HYDRA_KEYS and not (leaf == "_target_" and isinstance(value, str) and TORCH_TARGET.fullmatch(value)):
@@ -116,7 +124,9 @@ def check_meta(meta: Any, path: Path | str) -> None:
     for key in ("epoch", "step", "batch"):
         if key in meta and not (isinstance(meta[key], int) and not isinstance(meta[key], bool) and meta[key] >= 0):
             raise untrusted(path, f"its '{key}' is {meta[key]!r}, not a whole number ≥ 0")
-    if "device" in meta and not (isinstance(meta["device"], str) and re.fullmatch(r"(cpu|mps|cuda)(:\d+)?", meta["device"])):
+    if "device" in meta and not (
+        isinstance(meta["device"], str) and re.fullmatch(r"(cpu|mps|cuda)(:\d+)?", meta["device"])
+    ):
         raise untrusted(path, f"its 'device' is {meta['device']!r}, not a device annkit trains on")
     if "config" in meta:
         _check_config(meta["config"], path)
@@ -152,7 +162,8 @@ def _check_config(config: Any, path: Path | str) -> None:
 def _numbers(value: Any, n: int | None = None) -> bool:
     items = value if isinstance(value, list) else [value]
     return (n is None or len(items) == n) and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in items)
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in items
+    )
 
 
 def _check_data(data: Any, path: Path | str) -> None:
@@ -165,8 +176,12 @@ def _check_data(data: Any, path: Path | str) -> None:
         bad = f"task {data.get('task')!r} is not one of {', '.join(TASK_METRICS)}"
     elif not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
         bad = "classes is not a list of names"
-    elif not (isinstance(shape, list) and shape and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)
-              and math.prod(shape) <= MAX_INPUTS):
+    elif not (
+        isinstance(shape, list)
+        and shape
+        and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)
+        and math.prod(shape) <= MAX_INPUTS
+    ):
         bad = f"input_shape {shape!r} is not a list of sizes ≥ 1 (at most {MAX_INPUTS:,} inputs)"
     elif "output_activation" in data and data["output_activation"] not in OUTPUT_ACTIVATIONS:
         bad = f"output_activation {data.get('output_activation')!r} is not one of {', '.join(OUTPUT_ACTIVATIONS)}"
@@ -178,10 +193,17 @@ def _check_data(data: Any, path: Path | str) -> None:
         bad = "the image preprocessing's mean and std are not numbers (std > 0)"
     elif pre["kind"] == "table":
         features = pre.get("features")
-        if not (isinstance(features, list) and all(isinstance(f, str) for f in features) and isinstance(pre.get("standardize"), bool)):
+        if not (
+            isinstance(features, list)
+            and all(isinstance(f, str) for f in features)
+            and isinstance(pre.get("standardize"), bool)
+        ):
             bad = "the table preprocessing has no feature names or standardize flag"
-        elif pre["standardize"] and not (_numbers(pre.get("mean"), len(features)) and _numbers(pre.get("std"), len(features))
-                                         and all(s > 0 for s in pre["std"])):
+        elif pre["standardize"] and not (
+            _numbers(pre.get("mean"), len(features))
+            and _numbers(pre.get("std"), len(features))
+            and all(s > 0 for s in pre["std"])
+        ):
             bad = "the table preprocessing's μ and σ are not one number per feature (σ > 0)"
     if bad:
         raise untrusted(path, f"its data section does not hold: {bad}")

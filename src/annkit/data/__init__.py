@@ -8,8 +8,8 @@ needs to prepare new inputs the same way. :func:`load_data` dispatches on ``data
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,12 +17,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from annkit.data.batcher import Batcher, Preprocess, augment, normalize
 from annkit.commands import shown
+from annkit.data.batcher import Batcher, Preprocess, augment, normalize
 from annkit.errors import AnnkitError, unknown_name
 
-__all__ = ["Batcher", "Data", "Plane", "Preprocess", "Split", "augment", "check_same_file", "file_record", "load_data", "normalize",
-           "split_indices", "split_train_val"]
+__all__ = [
+    "Batcher",
+    "Data",
+    "Plane",
+    "Preprocess",
+    "Split",
+    "augment",
+    "check_same_file",
+    "file_record",
+    "load_data",
+    "normalize",
+    "split_indices",
+    "split_train_val",
+]
 
 
 @dataclass
@@ -60,7 +72,9 @@ class Data:
     preprocessing: dict[str, Any]  # JSON-able: how raw inputs become model inputs (for checkpoints)
     notes: list[str] = field(default_factory=list)  # shown in the header: inferred task, thinned classes, …
     plane: Plane | None = None  # 2-D generated data (the playground): its plane, whatever the features
-    files: dict[str, dict[str, str]] = field(default_factory=dict)  # config key → {path, sha256} of each file read (CSV)
+    files: dict[str, dict[str, str]] = field(
+        default_factory=dict
+    )  # config key → {path, sha256} of each file read (CSV)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -84,8 +98,10 @@ def file_record(path: str | Path) -> dict[str, str]:
 def check_same_file(key: str, path: str, recorded: dict[str, str], what: str) -> None:
     """``path`` (given for ``key``) must hold the bytes the run read from ``recorded["path"]``."""
     if not Path(path).is_file():
-        raise AnnkitError(f"{key}={shown(path)}: there is no such file. Give the file the run read ({recorded['path']}, sha256 "
-                          f"{recorded['sha256'][:16]}…) where it is now.")
+        raise AnnkitError(
+            f"{key}={shown(path)}: there is no such file. Give the file the run read ({recorded['path']}, sha256 "
+            f"{recorded['sha256'][:16]}…) where it is now."
+        )
     now = file_record(path)["sha256"]
     if now != recorded["sha256"]:
         raise AnnkitError(
@@ -117,15 +133,23 @@ def split_indices(n: int, sizes: list[int], seed: int) -> list[np.ndarray]:
     return parts
 
 
-def load_data(spec: dict[str, Any], *, seed: int, device: torch.device, generator: torch.Generator | None = None) -> Data:
+def load_data(
+    spec: dict[str, Any], *, seed: int, device: torch.device, generator: torch.Generator | None = None
+) -> Data:
     """The dataset ``spec`` describes (the validated ``dataset`` config node), on ``device``.
     ``seed`` drives splits and shaping; ``generator`` (on ``device``) drives augmentation."""
     # imported here: the loader modules import Data and Split from this package
     from annkit.data.images import load_image_data
     from annkit.data.tabular import load_csv, load_logic, load_playground, load_xor
 
-    loaders = {"fashion_mnist": load_image_data, "mnist": load_image_data, "xor": load_xor,
-               "logic": load_logic, "playground": load_playground, "csv": load_csv}
+    loaders = {
+        "fashion_mnist": load_image_data,
+        "mnist": load_image_data,
+        "xor": load_xor,
+        "logic": load_logic,
+        "playground": load_playground,
+        "csv": load_csv,
+    }
     name = spec["name"]
     if name not in loaders:
         raise unknown_name("dataset", name, loaders, "Pick one with dataset=<name> (see configs/dataset/).")

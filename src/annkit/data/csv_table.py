@@ -128,9 +128,9 @@ def _plural(n: int, word: str) -> str:
 def _check_delimiter(delimiter: str) -> str:
     if delimiter in ("\\t", "tab"):
         return "\t"
-    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\"\r\n":
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\r\n':
         raise AnnkitError(
-            f"dataset.delimiter must be one character such as \",\" or \";\" (a tab is \"\\t\"), "
+            f'dataset.delimiter must be one character such as "," or ";" (a tab is "\\t"), '
             f"got {delimiter!r}. Set it to the character that separates the fields of the file."
         )
     return delimiter
@@ -169,7 +169,7 @@ def _not_text(path: Path) -> AnnkitError:
     if raw[:4] == b"PK\x03\x04":
         return AnnkitError(
             f"{path} is a zip archive (an Excel .xlsx workbook is one), not a CSV text file. "
-            f"Export the sheet as CSV (in Excel: File → Save As → \"CSV UTF-8\"), or unzip it, "
+            f'Export the sheet as CSV (in Excel: File → Save As → "CSV UTF-8"), or unzip it, '
             f"and set dataset.path to the .csv file."
         )
     if raw[:2] == b"\x1f\x8b":
@@ -185,7 +185,7 @@ def _not_text(path: Path) -> AnnkitError:
         return AnnkitError(
             f"{path} is not UTF-8 text: line {line} holds the byte 0x{byte}, which UTF-8 does not allow "
             f"there (the file was probably saved as Latin-1 or Windows-1252). Save it as UTF-8 "
-            f"(in Excel: \"CSV UTF-8\"; or convert it: iconv -f cp1252 -t utf-8 {path.name} > utf8.csv) "
+            f'(in Excel: "CSV UTF-8"; or convert it: iconv -f cp1252 -t utf-8 {path.name} > utf8.csv) '
             f"and point dataset.path at the converted file."
         )
     return AnnkitError(f"{path} could not be read as UTF-8 text. Save it as UTF-8 and try again.")
@@ -194,7 +194,7 @@ def _not_text(path: Path) -> AnnkitError:
 def _rows(path: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
     """(line where the row starts, raw fields) for every non-blank row of the file."""
     try:
-        handle = open(path, encoding="utf-8-sig", newline="")
+        handle = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 (closed by the generator)
     except PermissionError:
         raise AnnkitError(
             f"{path} cannot be read: permission denied. Make the file readable (chmod +r) "
@@ -279,8 +279,12 @@ def _delimiter_hint(header: list[str], delimiter: str) -> str:
     """A sentence when a one-column header looks split by another delimiter, else ''."""
     if len(header) != 1:
         return ""
-    for other, override in ((";", """'dataset.delimiter=";"'"""), ("\t", """'dataset.delimiter="\\t"'"""),
-                            ("|", """'dataset.delimiter="|"'"""), (",", """'dataset.delimiter=","'""")):
+    for other, override in (
+        (";", """'dataset.delimiter=";"'"""),
+        ("\t", """'dataset.delimiter="\\t"'"""),
+        ("|", """'dataset.delimiter="|"'"""),
+        (",", """'dataset.delimiter=","'"""),
+    ):
         if other != delimiter and other in header[0]:
             shown = "tabs" if other == "\t" else _q(other)
             return (
@@ -302,14 +306,16 @@ def _missing_columns(key: str, wanted: Sequence[str], header: list[str], path: P
 
 
 def _select(
-    header: list[str], targets: list[str], features: Sequence[str] | None, weight: str | None,
-    path: Path, delimiter: str,
+    header: list[str],
+    targets: list[str],
+    features: Sequence[str] | None,
+    weight: str | None,
+    path: Path,
+    delimiter: str,
 ) -> list[str]:
     """Check the target, feature and weight names against the header; the feature names."""
     if not targets:
-        raise AnnkitError(
-            f"dataset.target is empty. Set it to the column to predict, one of: {_names(header)}."
-        )
+        raise AnnkitError(f"dataset.target is empty. Set it to the column to predict, one of: {_names(header)}.")
     if len(set(targets)) != len(targets):
         twice = next(t for t in targets if targets.count(t) > 1)
         raise AnnkitError(
@@ -614,11 +620,7 @@ def _check_missing(
     counts = ", ".join(f"{c.name}: {int(m.sum())}" for c, m, _ in used if m.any())
     n_rows = int(any_missing.sum())
     target_rows = [c.name for c, m, r in used if r == "target" and m.any()]
-    drop = (
-        f" Rows without a target ({', '.join(target_rows)}) cannot be used: drop them."
-        if target_rows
-        else ""
-    )
+    drop = f" Rows without a target ({', '.join(target_rows)}) cannot be used: drop them." if target_rows else ""
     raise AnnkitError(
         f"{path} has missing values: line {lines[i]}, {role} column {_q(col.name)} {what}. In all, "
         f"{_plural(n_rows, 'row')} of {len(lines)} {'has' if n_rows == 1 else 'have'} an empty, NaN or infinite cell ({counts}); training "
@@ -720,9 +722,7 @@ def read_csv_table(
     weight = None if weight_column is None else str(weight_column)
 
     with _no_gc():  # millions of small lists: the cyclic collector would rescan them again and again
-        header_line, header, feature_names, rows, starts = _read_rows(
-            path, delimiter, targets, features, weight
-        )
+        header_line, header, feature_names, rows, starts = _read_rows(path, delimiter, targets, features, weight)
         if rows:
             transposed = list(zip(*rows))  # columns as tuples of cells
     if not rows:
@@ -770,8 +770,15 @@ def read_csv_table(
         y = np.stack([c.values for c in target_cols], axis=1).astype(np.float32)
         out_classes = tuple(targets) if task == "multilabel" else None
     return Table(
-        x=x, y=y, w=w, feature_names=feature_names, target_names=targets, classes=out_classes,
-        task=task, task_reason=reason, path=path.resolve(),
+        x=x,
+        y=y,
+        w=w,
+        feature_names=feature_names,
+        target_names=targets,
+        classes=out_classes,
+        task=task,
+        task_reason=reason,
+        path=path.resolve(),
     )
 
 
@@ -782,8 +789,7 @@ def _field_count(
     shown = "\\t" if delimiter == "\t" else delimiter
     if any("\n" in f or "\r" in f for f in row):
         hint = (
-            f" A field of that row runs over several lines: a quote (\") opened on line {line} is probably "
-            f"never closed."
+            f' A field of that row runs over several lines: a quote (") opened on line {line} is probably never closed.'
         )
     elif got == want + 1 and not row[-1].strip():
         hint = f" The line ends with an extra {_q(shown)}: remove it."

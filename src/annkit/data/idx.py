@@ -67,9 +67,7 @@ def parse_idx(data: bytes, path: Path) -> np.ndarray:
     shape = struct.unpack(f">{ndim}I", data[4:header])
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(data) - header != expected:
-        raise _damaged(
-            path, f"the header says {shape} but it holds {len(data) - header} of {expected} data bytes"
-        )
+        raise _damaged(path, f"the header says {shape} but it holds {len(data) - header} of {expected} data bytes")
     array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
     return array.astype(dtype.newbyteorder("="), copy=True)  # native byte order, writable
 

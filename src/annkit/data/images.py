@@ -50,10 +50,18 @@ def load_image_data(
             f"{len(labels)} samples. Use a value below {len(labels)}, e.g. dataset.val_size=5000."
         )
     train_idx, val_idx = split_train_val(len(labels), val_size, seed)
-    weights = None if sample_weight is None else read_weight_file(sample_weight, len(labels), f"{files['train_labels'].name}")
+    weights = (
+        None if sample_weight is None else read_weight_file(sample_weight, len(labels), f"{files['train_labels'].name}")
+    )
     shaped = shape_training_set(
-        train_idx, labels, task="classification", k=len(names), limit_train=limit_train,
-        class_fraction=class_fraction, label_noise=label_noise, weights=weights,
+        train_idx,
+        labels,
+        task="classification",
+        k=len(names),
+        limit_train=limit_train,
+        class_fraction=class_fraction,
+        label_noise=label_noise,
+        weights=weights,
         rng=np.random.default_rng(seed),
     )
 
@@ -64,7 +72,11 @@ def load_image_data(
     mean, std = pixel_stats(train_images)  # once, on the host copy, before it moves to the device
     std = max(std, 1e-6)
     return Data(
-        train=Split(train_images.to(device), put(shaped.labels, torch.int64), None if shaped.weights is None else put(shaped.weights, torch.float32)),
+        train=Split(
+            train_images.to(device),
+            put(shaped.labels, torch.int64),
+            None if shaped.weights is None else put(shaped.weights, torch.float32),
+        ),
         val=Split(put(images[val_idx], torch.uint8), put(labels[val_idx], torch.int64)),
         test=Split(put(arrays["test_images"], torch.uint8), put(arrays["test_labels"], torch.int64)),
         task="classification",
@@ -72,7 +84,11 @@ def load_image_data(
         prepare=Preprocess(mean, std, hflip=augment["hflip"], shift=augment["shift"], generator=generator),
         source=str(files["train_images"].parent),
         preprocessing={"kind": "image", "mean": mean, "std": std},
-        notes=([f"classes {', '.join(names)} only (dataset.classes), numbered 0 … {len(names) - 1}"] if classes is not None else [])
+        notes=(
+            [f"classes {', '.join(names)} only (dataset.classes), numbered 0 … {len(names) - 1}"]
+            if classes is not None
+            else []
+        )
         + shaped.notes,
     )
 

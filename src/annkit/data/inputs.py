@@ -54,7 +54,9 @@ def image_files(path: Path) -> tuple[list[Path], list[str]]:
     if path.is_dir():
         entries = sorted(path.iterdir(), key=lambda p: p.name)
         images = [p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
-        skipped = [p.name + ("/" if p.is_dir() else "") for p in entries if p not in images and not p.name.startswith(".")]
+        skipped = [
+            p.name + ("/" if p.is_dir() else "") for p in entries if p not in images and not p.name.startswith(".")
+        ]
         if not images:
             has = f"It holds: {_listing(skipped)}." if skipped else "It is empty."
             raise AnnkitError(
@@ -62,7 +64,13 @@ def image_files(path: Path) -> tuple[list[Path], list[str]]:
                 f"every file with one of the suffixes {suffixes} in the folder itself (not in subfolders). Put the "
                 f"images there, or give input=<image file> or input=<file.csv>."
             )
-        notes = [f"skipped {len(skipped)} other entr{'ies' if len(skipped) > 1 else 'y'} of the folder: {_listing(skipped)}"] if skipped else []
+        notes = (
+            [
+                f"skipped {len(skipped)} other entr{'ies' if len(skipped) > 1 else 'y'} of the folder: {_listing(skipped)}"
+            ]
+            if skipped
+            else []
+        )
         return images, notes
     if not path.is_file():
         raise AnnkitError(
@@ -113,7 +121,10 @@ def read_images(files: Sequence[Path], shape: Sequence[int]) -> tuple[np.ndarray
                 f"corrupt, or not an image despite its suffix. Replace it with a valid image file, or move it out of the "
                 f"folder."
             ) from None
-    notes = [f"{n} image{'s' if n > 1 else ''} converted to 8-bit grey: {CONVERTED[mode]}" for mode, n in sorted(converted.items())]
+    notes = [
+        f"{n} image{'s' if n > 1 else ''} converted to 8-bit grey: {CONVERTED[mode]}"
+        for mode, n in sorted(converted.items())
+    ]
     return pixels, notes
 
 
@@ -137,13 +148,18 @@ def read_table(path: Path, columns: Sequence[str], delimiter: str = ",") -> np.n
         )
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
-            rows = [(line, [c.strip() for c in row]) for line, row in _numbered(csv.reader(f, delimiter=delimiter, skipinitialspace=True))]
+            rows = [
+                (line, [c.strip() for c in row])
+                for line, row in _numbered(csv.reader(f, delimiter=delimiter, skipinitialspace=True))
+            ]
     except UnicodeDecodeError as err:
         raise AnnkitError(f"{path} is not UTF-8 text ({err}). Save it as UTF-8 CSV and run again.") from None
     except csv.Error as err:
         raise AnnkitError(f"{path} is not a readable CSV file: {err}. Check its quoting and run again.") from None
     if not rows:
-        raise AnnkitError(f"{path} is empty. Give a CSV file with a header row ({delimiter.join(columns)}) and one row per prediction.")
+        raise AnnkitError(
+            f"{path} is empty. Give a CSV file with a header row ({delimiter.join(columns)}) and one row per prediction."
+        )
     (_, header), body = rows[0], rows[1:]
     missing = [c for c in columns if c not in header]
     if missing:

@@ -253,9 +253,14 @@ _KINDS = {"classification": CLASSIFICATION_KINDS, "regression": REGRESSION_KINDS
 def _check_task_kind(kind: str, task: str) -> None:
     if task not in TASKS:
         raise unknown_name(
-            "playground task", task, TASKS,
-            "Set dataset.task=classification (kinds: " + ", ".join(CLASSIFICATION_KINDS)
-            + ") or dataset.task=regression (kinds: " + ", ".join(REGRESSION_KINDS) + ").",
+            "playground task",
+            task,
+            TASKS,
+            "Set dataset.task=classification (kinds: "
+            + ", ".join(CLASSIFICATION_KINDS)
+            + ") or dataset.task=regression (kinds: "
+            + ", ".join(REGRESSION_KINDS)
+            + ").",
         )
     valid = _KINDS[task]
     if kind in valid:
@@ -268,7 +273,9 @@ def _check_task_kind(kind: str, task: str) -> None:
             f'"{kind}", or pick one of the {task} data sets with dataset.kind=<name>.'
         )
     raise unknown_name(
-        "playground data set", kind, valid,
+        "playground data set",
+        kind,
+        valid,
         f"Set dataset.kind=<name> to one of these {task} data sets (dataset.task={other} has: "
         f"{', '.join(_KINDS[other])}).",
     )
@@ -337,7 +344,9 @@ def make_features(points: np.ndarray, names: Sequence[str]) -> np.ndarray:
     for name in names:
         if name not in FEATURES:
             raise unknown_name(
-                "playground feature", name, FEATURES,
+                "playground feature",
+                name,
+                FEATURES,
                 "Set dataset.features=[...] to names from this list, e.g. dataset.features=[x1,x2].",
             )
     repeated = sorted({name for name in names if names.count(name) > 1})

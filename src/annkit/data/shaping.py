@@ -32,7 +32,9 @@ class Shaped:
     notes: list[str]  # what was done, for the run header
 
 
-def thin_classes(idx: np.ndarray, labels: np.ndarray, fractions: Sequence[float], rng: np.random.Generator) -> np.ndarray:
+def thin_classes(
+    idx: np.ndarray, labels: np.ndarray, fractions: Sequence[float], rng: np.random.Generator
+) -> np.ndarray:
     """Keep round(f_c · n_c) of the n_c training samples of each class c (at least one when f_c > 0),
     chosen at random; the kept indices stay in their original order."""
     keep = np.zeros(len(idx), dtype=bool)
@@ -43,7 +45,9 @@ def thin_classes(idx: np.ndarray, labels: np.ndarray, fractions: Sequence[float]
     return idx[keep]
 
 
-def corrupt_labels(labels: np.ndarray, k: int, fraction: float, error_rate: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def corrupt_labels(
+    labels: np.ndarray, k: int, fraction: float, error_rate: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """(new labels, crowd mask): a random ``fraction`` of samples is the crowd's; each crowd label is
     replaced with probability ``error_rate`` by one of the k − 1 other classes, uniformly."""
     n = len(labels)
@@ -76,7 +80,9 @@ def read_weight_file(path: str | Path, n: int, what: str) -> np.ndarray:
                 lines = lines[1:]  # a header
             weights = np.array([float(s) for s in lines])
     except ValueError as err:
-        raise AnnkitError(f"dataset.sample_weight={path}: cannot read a number from it ({err}). Write one weight per line.") from None
+        raise AnnkitError(
+            f"dataset.sample_weight={path}: cannot read a number from it ({err}). Write one weight per line."
+        ) from None
     weights = np.asarray(weights, dtype=np.float64).reshape(-1)
     if len(weights) != n:
         raise AnnkitError(
@@ -123,12 +129,11 @@ def shape_training_set(
     row of the source, or None."""
     notes: list[str] = []
     classification = task == "classification"
-    if class_fraction is not None or (label_noise and label_noise["fraction"] > 0):
-        if not classification:
-            raise AnnkitError(
-                f"dataset.class_fraction and dataset.label_noise act on class labels, but this dataset's task is {task}. "
-                f"Set dataset.class_fraction=null and dataset.label_noise.fraction=0."
-            )
+    if (class_fraction is not None or (label_noise and label_noise["fraction"] > 0)) and not classification:
+        raise AnnkitError(
+            f"dataset.class_fraction and dataset.label_noise act on class labels, but this dataset's task is {task}. "
+            f"Set dataset.class_fraction=null and dataset.label_noise.fraction=0."
+        )
     if limit_train is not None and limit_train < len(idx):
         idx = idx[:limit_train]
         notes.append(f"first {limit_train:,} training samples (dataset.limit_train)")
@@ -143,7 +148,9 @@ def shape_training_set(
         after = np.bincount(labels[idx], minlength=k)
         if after.sum() < 2:
             raise AnnkitError("dataset.class_fraction leaves fewer than 2 training samples. Keep larger shares.")
-        notes.append(f"class_fraction kept {after.sum():,} of {before.sum():,} training samples (per class: {', '.join(map(str, after))})")
+        notes.append(
+            f"class_fraction kept {after.sum():,} of {before.sum():,} training samples (per class: {', '.join(map(str, after))})"
+        )
     y = labels[idx]
     w = None if weights is None else weights[idx].astype(np.float32)
     if label_noise and label_noise["fraction"] > 0:

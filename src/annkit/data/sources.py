@@ -43,8 +43,16 @@ DATASETS: dict[str, IdxDataset] = {
     "fashion_mnist": IdxDataset(
         torchvision="FashionMNIST",
         classes=(
-            "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
         ),
         md5={
             "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
@@ -84,9 +92,7 @@ def dataset_spec(name: str) -> IdxDataset:
     try:
         return DATASETS[name]
     except KeyError:
-        raise unknown_name(
-            "dataset", name, DATASETS, "Pick one with dataset=<name> (see configs/dataset/)."
-        ) from None
+        raise unknown_name("dataset", name, DATASETS, "Pick one with dataset=<name> (see configs/dataset/).") from None
 
 
 def find_files(folder: Path) -> dict[str, Path] | None:

@@ -36,7 +36,9 @@ def count(size: int | float, n: int) -> int:
     return size if isinstance(size, int) else round(size * n)
 
 
-def standardize(train: np.ndarray, others: Sequence[np.ndarray], enabled: bool) -> tuple[np.ndarray, list[np.ndarray], dict[str, Any]]:
+def standardize(
+    train: np.ndarray, others: Sequence[np.ndarray], enabled: bool
+) -> tuple[np.ndarray, list[np.ndarray], dict[str, Any]]:
     """(train, others) standardised with the training rows' μ and σ, and the JSON record of them."""
     if not enabled:
         return train, list(others), {"standardize": False}
@@ -63,8 +65,18 @@ Rows = tuple[np.ndarray, np.ndarray]  # (features N×F, targets) of one split
 
 
 def build(
-    x: np.ndarray, shaped: Shaped, val: Rows, test: Rows, *, task: str, names: Sequence[str], features: Sequence[str],
-    standardize_inputs: bool, source: str, notes: list[str], device: torch.device,
+    x: np.ndarray,
+    shaped: Shaped,
+    val: Rows,
+    test: Rows,
+    *,
+    task: str,
+    names: Sequence[str],
+    features: Sequence[str],
+    standardize_inputs: bool,
+    source: str,
+    notes: list[str],
+    device: torch.device,
 ) -> Data:
     """Data from the training source's features ``x`` (rows picked by ``shaped``) and the held-out splits."""
     train_x, (val_x, test_x), stats = standardize(x[shaped.idx], [val[0], test[0]], standardize_inputs)
@@ -81,9 +93,7 @@ def build(
     )
 
 
-def load_logic(
-    name: str, *, gate: str, copies: int, noise: float, seed: int, device: torch.device, **_: Any
-) -> Data:
+def load_logic(name: str, *, gate: str, copies: int, noise: float, seed: int, device: torch.device, **_: Any) -> Data:
     """A two-input logic gate's truth table (deck 001: "Logical Computation: Artificial Neuron").
 
     Training: the four input pairs repeated ``copies`` times, with Gaussian jitter of std ``noise``
@@ -104,7 +114,9 @@ def load_logic(
         task="classification",
         names=("0", "1"),
         prepare=as_prepared,
-        source=f"{gate} truth table" + (f" × {copies} copies" if copies > 1 else "") + (f", noise σ={noise:g}" if noise else ""),
+        source=f"{gate} truth table"
+        + (f" × {copies} copies" if copies > 1 else "")
+        + (f", noise σ={noise:g}" if noise else ""),
         preprocessing={"kind": "table", "features": ["x1", "x2"], "standardize": False},
     )
 
@@ -115,9 +127,21 @@ def load_xor(name: str, **kwargs: Any) -> Data:
 
 
 def load_playground(
-    name: str, *, kind: str, task: str, n: int, noise: float, train_ratio: float, val_size: float,
-    features: list[str], standardize: bool, class_fraction: list[float] | None, label_noise: dict[str, float],
-    seed: int, device: torch.device, **_: Any,
+    name: str,
+    *,
+    kind: str,
+    task: str,
+    n: int,
+    noise: float,
+    train_ratio: float,
+    val_size: float,
+    features: list[str],
+    standardize: bool,
+    class_fraction: list[float] | None,
+    label_noise: dict[str, float],
+    seed: int,
+    device: torch.device,
+    **_: Any,
 ) -> Data:
     """TF Playground's 2-D data (playground.tensorflow.org): ``n`` points of ``kind``, shuffled;
     ``train_ratio`` of them train (the playground's "ratio of training to test data"), ``val_size``·n
@@ -136,14 +160,27 @@ def load_playground(
     y = targets.astype(np.float32).reshape(-1, 1) if task == "regression" else targets.astype(np.int64)
     k = 2 if task == "classification" else 1
     shaped = shape_training_set(
-        train_idx, y, task=task, k=k, class_fraction=class_fraction, label_noise=label_noise, rng=rng,
+        train_idx,
+        y,
+        task=task,
+        k=k,
+        class_fraction=class_fraction,
+        label_noise=label_noise,
+        rng=rng,
     )
     x = make_features(points, features)
     data = build(
-        x, shaped, (x[val_idx], y[val_idx]), (x[test_idx], y[test_idx]), task=task,
-        names=PLAYGROUND_CLASSES if task == "classification" else ("target",), features=features,
-        standardize_inputs=standardize, source=f"TF Playground {kind} ({task}), n={n}, noise {noise:g}",
-        notes=[], device=device,
+        x,
+        shaped,
+        (x[val_idx], y[val_idx]),
+        (x[test_idx], y[test_idx]),
+        task=task,
+        names=PLAYGROUND_CLASSES if task == "classification" else ("target",),
+        features=features,
+        standardize_inputs=standardize,
+        source=f"TF Playground {kind} ({task}), n={n}, noise {noise:g}",
+        notes=[],
+        device=device,
     )
     stats = data.preprocessing
     mean = np.asarray(stats.get("mean", 0.0))
@@ -152,17 +189,33 @@ def load_playground(
     def inputs(grid: np.ndarray) -> np.ndarray:  # points of the plane → the features the model reads
         return ((make_features(grid.astype(np.float32), features) - mean) / std).astype(np.float32)
 
-    data.plane = Plane(inputs, {"train": points[shaped.idx], "val": points[val_idx], "test": points[test_idx]},
-                       (-6.0, 6.0, -6.0, 6.0))
+    data.plane = Plane(
+        inputs, {"train": points[shaped.idx], "val": points[val_idx], "test": points[test_idx]}, (-6.0, 6.0, -6.0, 6.0)
+    )
     return data
 
 
 def load_csv(
-    name: str, *, path: str | None, train: str | None, val: str | None, test: str | None,
-    target: str | list[str], features: list[str] | None, task: str, sample_weight: str | None,
-    standardize: bool, val_size: int | float, test_size: int | float, delimiter: str,
-    limit_train: int | None, class_fraction: list[float] | None, label_noise: dict[str, float],
-    seed: int, device: torch.device, **_: Any,
+    name: str,
+    *,
+    path: str | None,
+    train: str | None,
+    val: str | None,
+    test: str | None,
+    target: str | list[str],
+    features: list[str] | None,
+    task: str,
+    sample_weight: str | None,
+    standardize: bool,
+    val_size: int | float,
+    test_size: int | float,
+    delimiter: str,
+    limit_train: int | None,
+    class_fraction: list[float] | None,
+    label_noise: dict[str, float],
+    seed: int,
+    device: torch.device,
+    **_: Any,
 ) -> Data:
     """The user's table: one file split three ways, or separate train/val/test files (a missing
     val or test file is carved from the training file with val_size / test_size)."""
@@ -182,7 +235,9 @@ def load_csv(
     weight_column = None
     if sample_weight is not None and sample_weight in csv_columns(main_file, delimiter):
         weight_column = sample_weight
-    table = read_csv_table(main_file, target=target, features=features, weight_column=weight_column, task=task, delimiter=delimiter)
+    table = read_csv_table(
+        main_file, target=target, features=features, weight_column=weight_column, task=task, delimiter=delimiter
+    )
     n = len(table.y)
     if table.task == "classification" and len(table.classes) < 2:
         raise AnnkitError(
@@ -206,29 +261,55 @@ def load_csv(
     for (split, file), idx in zip(files.items(), carved):
         if file:  # its own file, read with the training file's columns, task and classes
             other = read_csv_table(
-                file, target=table.target_names, features=table.feature_names, task=table.task,
-                classes=table.classes if table.task == "classification" else None, delimiter=delimiter,
+                file,
+                target=table.target_names,
+                features=table.feature_names,
+                task=table.task,
+                classes=table.classes if table.task == "classification" else None,
+                delimiter=delimiter,
             )
             held_out[split] = (other.x, other.y)
         elif len(idx) == 0:
-            raise AnnkitError(f"dataset.{split}_size gives 0 {split} rows; use a positive size or a dataset.{split} file.")
+            raise AnnkitError(
+                f"dataset.{split}_size gives 0 {split} rows; use a positive size or a dataset.{split} file."
+            )
         else:
             held_out[split] = (table.x[idx], table.y[idx])
     k = len(table.classes or table.target_names)
     shaped = shape_training_set(
-        train_idx, table.y, task=table.task, k=k, limit_train=limit_train, class_fraction=class_fraction,
-        label_noise=label_noise, weights=weights, rng=np.random.default_rng(seed),
+        train_idx,
+        table.y,
+        task=table.task,
+        k=k,
+        limit_train=limit_train,
+        class_fraction=class_fraction,
+        label_noise=label_noise,
+        weights=weights,
+        rng=np.random.default_rng(seed),
     )
     names = table.classes if table.task in ("classification", "multilabel") else tuple(table.target_names)
     notes = [f"task {table.task} ({table.task_reason})", f"features: {', '.join(table.feature_names)}"]
     if weight_column:
         notes.append(f"sample weights from column {weight_column}")
     data = build(
-        table.x, shaped, held_out["val"], held_out["test"], task=table.task, names=names, features=table.feature_names,
-        standardize_inputs=standardize, source=", ".join(str(f) for f in (main_file, val, test) if f), notes=notes,
+        table.x,
+        shaped,
+        held_out["val"],
+        held_out["test"],
+        task=table.task,
+        names=names,
+        features=table.feature_names,
+        standardize_inputs=standardize,
+        source=", ".join(str(f) for f in (main_file, val, test) if f),
+        notes=notes,
         device=device,
     )
-    read_files = {"path": path, "train": train, "val": val, "test": test,
-                  "sample_weight": None if weight_column else sample_weight}
+    read_files = {
+        "path": path,
+        "train": train,
+        "val": val,
+        "test": test,
+        "sample_weight": None if weight_column else sample_weight,
+    }
     data.files = {f"dataset.{key}": file_record(file) for key, file in read_files.items() if file is not None}
     return data

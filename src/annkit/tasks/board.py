@@ -59,7 +59,10 @@ def _number(v: Any) -> bool:
 # torch (1.2 s), which annkit board never needs; the messages read the same.
 BOARD_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "logdir": (lambda v: isinstance(v, str) and v != "", "a folder path, e.g. logdir=outputs"),
-    "port": (lambda v: _number(v) and v == int(v) and 0 <= v <= 65535, "a whole number from 0 to 65535 (0: any free port)"),
+    "port": (
+        lambda v: _number(v) and v == int(v) and 0 <= v <= 65535,
+        "a whole number from 0 to 65535 (0: any free port)",
+    ),
     "host": (lambda v: isinstance(v, str) and v != "", "a loopback address: " + ", ".join(LOOPBACK)),
     "reload_interval": (lambda v: _number(v) and v >= 0, "a number of seconds ≥ 0 (0: load once)"),
 }
@@ -70,16 +73,22 @@ def checked(cfg: DictConfig) -> dict[str, Any]:
     try:
         values = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except OmegaConfBaseException as err:
-        raise AnnkitError(f"The config does not resolve: {str(err).splitlines()[0]}. Check the interpolations (${{…}}).") from None
+        raise AnnkitError(
+            f"The config does not resolve: {str(err).splitlines()[0]}. Check the interpolations (${{…}})."
+        ) from None
     assert isinstance(values, dict)
     for key in values:
         if key not in BOARD_KEYS:
-            raise AnnkitError(f"Unknown config key {key}.{did_you_mean(str(key), BOARD_KEYS)} Valid keys: "
-                              f"{', '.join(BOARD_KEYS)}. Remove it; `annkit board --help` lists them.")
+            raise AnnkitError(
+                f"Unknown config key {key}.{did_you_mean(str(key), BOARD_KEYS)} Valid keys: "
+                f"{', '.join(BOARD_KEYS)}. Remove it; `annkit board --help` lists them."
+            )
     for key, (ok, expected) in BOARD_KEYS.items():
         if not ok(values[key]):
-            raise AnnkitError(f"{key}={values[key]!r} is not valid: expected {expected}. Set it with "
-                              f"{key}=<value> on the command line.")
+            raise AnnkitError(
+                f"{key}={values[key]!r} is not valid: expected {expected}. Set it with "
+                f"{key}=<value> on the command line."
+            )
     return values
 
 
@@ -114,8 +123,9 @@ def start(logdir: Path, host: str, port: int, reload_interval: float) -> str:
     tb = program.TensorBoard()
     # load_fast="false": the Python loader, in this process. TensorBoard's "auto" would start its Rust data
     # server (a second process, worth it for thousands of runs) and print a note about a flag annkit does not take.
-    tb.configure(logdir=str(logdir), host=host, port=port, reload_interval=reload_interval, bind_all=False,
-                 load_fast="false")
+    tb.configure(
+        logdir=str(logdir), host=host, port=port, reload_interval=reload_interval, bind_all=False, load_fast="false"
+    )
     try:
         return tb.launch()
     except program.TensorBoardPortInUseError:

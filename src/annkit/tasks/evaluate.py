@@ -33,7 +33,12 @@ from annkit.data import Batcher, Data, Split, check_same_file, load_data
 from annkit.data.sources import DATASETS as IDX_DATASETS
 from annkit.errors import AnnkitError, user_errors
 from annkit.inference import (
-    CHECKPOINT_WHAT, check_same_task, head_from_meta, image_preparer, required_path, standardized,
+    CHECKPOINT_WHAT,
+    check_same_task,
+    head_from_meta,
+    image_preparer,
+    required_path,
+    standardized,
 )
 from annkit.loop import evaluate
 from annkit.overrides import key_of
@@ -88,7 +93,9 @@ def dataset_spec(given: dict[str, Any] | None, ckpt: Checkpoint) -> tuple[dict[s
         notes.append(f"its dataset.root {stored['root']} is not on this machine")
         stored["root"] = None
     spec = stored if given is None else merged(stored, given)
-    origin = "the checkpoint's dataset config" + ("" if given is None else " with " + ", ".join(f"dataset.{k}" for k in given))
+    origin = "the checkpoint's dataset config" + (
+        "" if given is None else " with " + ", ".join(f"dataset.{k}" for k in given)
+    )
     origin += "".join(f" ({note})" for note in notes)
     try:
         TRAIN_SCHEMA["dataset"](spec)
@@ -109,8 +116,9 @@ def dataset_spec(given: dict[str, Any] | None, ckpt: Checkpoint) -> tuple[dict[s
     return spec, origin
 
 
-def model_inputs(split: Split, data: Data, meta_data: dict[str, Any], dataset: str, ckpt_path: Path,
-                 device: torch.device) -> tuple[torch.Tensor, Any]:
+def model_inputs(
+    split: Split, data: Data, meta_data: dict[str, Any], dataset: str, ckpt_path: Path, device: torch.device
+) -> tuple[torch.Tensor, Any]:
     """(inputs, prepare) of ``split`` as the checkpoint's model takes them: raw uint8 images with the
     checkpoint's pixel mean/std, or feature rows standardised with the checkpoint's μ, σ."""
     pre, own = meta_data["preprocessing"], data.preprocessing
@@ -142,7 +150,9 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path, console: Console | None 
     model, ckpt = load_model(resolved["checkpoint"], device)
     meta, md = ckpt.meta, ckpt.meta["data"]
     spec, origin = dataset_spec(resolved["dataset"], ckpt)
-    if spec["name"] in IDX_DATASETS and not spec.get("classes"):  # classes known without reading (or downloading) a file
+    if spec["name"] in IDX_DATASETS and not spec.get(
+        "classes"
+    ):  # classes known without reading (or downloading) a file
         check_same_task(ckpt.path, md, spec["name"], "classification", IDX_DATASETS[spec["name"]].classes)
     raw = {**spec, "standardize": False} if "standardize" in spec else spec  # tables: the checkpoint standardises
     seed = meta["config"]["trainer"]["seed"]  # the run's split
@@ -151,11 +161,15 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path, console: Console | None 
     split_name = resolved["split"]
     split = getattr(data, split_name)
     if len(split) == 0:
-        raise AnnkitError(f"The {split_name} split of dataset {spec['name']} is empty: pick another with split=test|val|train.")
+        raise AnnkitError(
+            f"The {split_name} split of dataset {spec['name']} is empty: pick another with split=test|val|train."
+        )
     x, prepare = model_inputs(split, data, md, spec["name"], ckpt.path, device)
     head = head_from_meta(meta, device)
     amp = autocast_dtype(meta["config"]["trainer"]["precision"], device)  # as the run scored it: the same numbers
-    report = evaluate(model, Batcher(x, split.y, resolved["batch_size"]), head=head, prepare=prepare, autocast_dtype=amp)
+    report = evaluate(
+        model, Batcher(x, split.y, resolved["batch_size"]), head=head, prepare=prepare, autocast_dtype=amp
+    )
 
     metrics: dict[str, Any] = {
         "split": split_name,
@@ -174,7 +188,9 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path, console: Console | None 
         "torch": torch.__version__,
         "annkit": __version__,
     }
-    atomic_write_bytes(run_dir / "metrics.json", json.dumps(finite_or_null(metrics), indent=2, allow_nan=False).encode())
+    atomic_write_bytes(
+        run_dir / "metrics.json", json.dumps(finite_or_null(metrics), indent=2, allow_nan=False).encode()
+    )
     show(console, metrics, report, architecture(meta), run_dir)
     return metrics
 
@@ -185,8 +201,11 @@ def show(console: Console, metrics: dict[str, Any], report: dict[str, Any], arch
     facts = [
         ("checkpoint", shown(Path(metrics["checkpoint"]))),
         ("model", f"epoch {metrics['checkpoint_epoch']} · {arch}"),
-        ("data", f"{metrics['dataset']} {split} split: {metrics['n']:,} samples · {metrics['data']['origin']}, seed "
-                 f"{metrics['data']['seed']}"),
+        (
+            "data",
+            f"{metrics['dataset']} {split} split: {metrics['n']:,} samples · {metrics['data']['origin']}, seed "
+            f"{metrics['data']['seed']}",
+        ),
         ("source", metrics["data"]["source"]),
         ("inputs", "prepared with the checkpoint's statistics"),
         ("device", f"{metrics['device']} · {metrics['precision']}"),
@@ -196,8 +215,13 @@ def show(console: Console, metrics: dict[str, Any], report: dict[str, Any], arch
     columns = SUMMARY_COLUMNS[task]
     for name, _, _ in columns:
         table.add_column(name, justify="right")
-    table.add_row(split, *(("–" if report.get(key) is None or report[key] != report[key] else fmt.format(report[key]))
-                           for _, key, fmt in columns))
+    table.add_row(
+        split,
+        *(
+            ("–" if report.get(key) is None or report[key] != report[key] else fmt.format(report[key]))
+            for _, key, fmt in columns
+        ),
+    )
     parts: list[Any] = [Text(""), table]
     tables = per_class(task, {split: report}, report.get("support", {}), counts_header="n")
     if tables:

@@ -97,18 +97,33 @@ class Found:
     def summary(self) -> dict[str, Any]:
         """The short form (for metrics.json): no curves."""
         return {
-            "suggestion": self.suggestion, "band": list(self.band) if self.band else None, "rules": self.rules,
-            "spread_decades": self.spread, "confidence": self.confidence, "diagnostics": self.diagnostics,
-            "per_sweep": [a.suggestion for a in self.analyses], "seconds": self.seconds, "settings": self.settings,
+            "suggestion": self.suggestion,
+            "band": list(self.band) if self.band else None,
+            "rules": self.rules,
+            "spread_decades": self.spread,
+            "confidence": self.confidence,
+            "diagnostics": self.diagnostics,
+            "per_sweep": [a.suggestion for a in self.analyses],
+            "seconds": self.seconds,
+            "settings": self.settings,
         }
 
     def to_json(self, command: str | None) -> dict[str, Any]:
         return {
             **self.summary(),
-            "ladder": ladder(self.settings["start_lr"], self.settings["end_lr"], self.settings["steps"], self.settings["mode"]).tolist(),
+            "ladder": ladder(
+                self.settings["start_lr"], self.settings["end_lr"], self.settings["steps"], self.settings["mode"]
+            ).tolist(),
             "sweeps": [
-                {"seed": seed, "lrs": sw.lrs, "losses": sw.losses, "stop": sw.stop, "epochs": sw.epochs,
-                 "holdout": [{"rung": i, "lr": sw.lrs[i], "loss": v} for i, v in sw.holdout], **an.to_json()}
+                {
+                    "seed": seed,
+                    "lrs": sw.lrs,
+                    "losses": sw.losses,
+                    "stop": sw.stop,
+                    "epochs": sw.epochs,
+                    "holdout": [{"rung": i, "lr": sw.lrs[i], "loss": v} for i, v in sw.holdout],
+                    **an.to_json(),
+                }
                 for seed, sw, an in zip(self.seeds, self.sweeps, self.analyses)
             ],
             "fingerprint": self.fingerprint,
@@ -124,7 +139,9 @@ def _median_log(values: list[float | None]) -> float | None:
 def _holdout(setup: Setup, count: int) -> Holdout:
     """() → the plain (unweighted, unsmoothed) mean loss on the first ``count`` validation batches of
     trainer.batch_size, in eval mode: the same fixed samples at every call."""
-    batches = list(itertools.islice(Batcher(setup.data.val.x, setup.data.val.y, setup.resolved["trainer"]["batch_size"]), count))
+    batches = list(
+        itertools.islice(Batcher(setup.data.val.x, setup.data.val.y, setup.resolved["trainer"]["batch_size"]), count)
+    )
     loss_fn = setup.head.loss_fn(train=False)
     n = sum(len(y) for _, y, _ in batches)
     model = setup.model
@@ -150,8 +167,14 @@ def fingerprint(setup: Setup) -> dict[str, Any]:
     r, data = setup.resolved, setup.data
     params, _ = count_params(setup.model)
     return {
-        "model": describe_model(r["model"]["hidden"], r["model"]["activation"], r["model"]["dropout"], r["model"]["norm"],
-                                math.prod(data.input_shape), setup.head.outputs),
+        "model": describe_model(
+            r["model"]["hidden"],
+            r["model"]["activation"],
+            r["model"]["dropout"],
+            r["model"]["norm"],
+            math.prod(data.input_shape),
+            setup.head.outputs,
+        ),
         "params": params,
         "optimizer": type(setup.optimizer).__name__,
         "optimizer_args": {k: v for k, v in r["optimizer"].items() if not k.startswith("_") and k != "lr"},
@@ -174,8 +197,13 @@ def _reseed(setup: Setup, seed: int) -> None:
     setup.rng.manual_seed(seed + 1)
 
 
-def find_lr(setup: Setup, console: Console, run_dir: Path, tensorboard: TensorBoardLogger | None = None,
-            overrides: list[str] | None = None) -> Found:
+def find_lr(
+    setup: Setup,
+    console: Console,
+    run_dir: Path,
+    tensorboard: TensorBoardLogger | None = None,
+    overrides: list[str] | None = None,
+) -> Found:
     """Run ``lr_find.repeats`` sweeps on ``setup``'s model and optimizer, each from the same state,
     then restore that state (verified by checksum); write lr_find.{json,csv,png} and the curves to
     TensorBoard; print the suggestions (and, given the command line's ``overrides``, the
@@ -192,8 +220,15 @@ def find_lr(setup: Setup, console: Console, run_dir: Path, tensorboard: TensorBo
     analyses: list[Analysis] = []
     started = time.perf_counter()
     live = console.is_terminal and not console.is_dumb_terminal
-    progress = Progress(TextColumn("[bold]lr-find"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[lr]}"),
-                        console=console, transient=True, disable=not live)
+    progress = Progress(
+        TextColumn("[bold]lr-find"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[lr]}"),
+        console=console,
+        transient=True,
+        disable=not live,
+    )
     try:
         with progress:
             task = progress.add_task("sweep", total=len(seeds) * len(rungs), lr="")
@@ -208,14 +243,29 @@ def find_lr(setup: Setup, console: Console, run_dir: Path, tensorboard: TensorBo
                     progress.update(task, completed=done + i + 1, lr=f"lr {lr:.2e}")
 
                 sw = sweep(
-                    setup.optimizer, setup.train_batches, rungs, step, sigma=settings["smooth"], diverge=settings["diverge"],
-                    holdout=holdout, holdout_every=settings["holdout_every"], batches_per_epoch=per_epoch, on_rung=on_rung,
+                    setup.optimizer,
+                    setup.train_batches,
+                    rungs,
+                    step,
+                    sigma=settings["smooth"],
+                    diverge=settings["diverge"],
+                    holdout=holdout,
+                    holdout_every=settings["holdout_every"],
+                    batches_per_epoch=per_epoch,
+                    on_rung=on_rung,
                 )
-                an = analyze(sw.lrs, sw.losses, sigma=settings["smooth"], offset=settings["offset"], margin=settings["margin"],
-                             diverge=settings["diverge"])
+                an = analyze(
+                    sw.lrs,
+                    sw.losses,
+                    sigma=settings["smooth"],
+                    offset=settings["offset"],
+                    margin=settings["margin"],
+                    diverge=settings["diverge"],
+                )
                 if sw.epochs > 1:
                     an.diagnostics["out_of_data"] = DIAGNOSTICS["out_of_data"].format(
-                        steps=math.ceil(sw.epochs * per_epoch), per_epoch=per_epoch, epochs=f"{sw.epochs:.1f}")
+                        steps=math.ceil(sw.epochs * per_epoch), per_epoch=per_epoch, epochs=f"{sw.epochs:.1f}"
+                    )
                 sweeps.append(sw)
                 analyses.append(an)
     finally:
@@ -234,8 +284,20 @@ def find_lr(setup: Setup, console: Console, run_dir: Path, tensorboard: TensorBo
     bands = [a.band for a in analyses if a.band is not None]
     band = (_median_log([b[0] for b in bands]), _median_log([b[1] for b in bands])) if bands else None
     rules = {name: _median_log([a.rules[name] for a in analyses]) for name in RULE_NOTES}
-    found = Found(dict(settings), seeds, sweeps, analyses, suggestion, spread, confidence, band, rules,  # type: ignore[arg-type]
-                  diagnostics, seconds, fingerprint(setup))
+    found = Found(
+        dict(settings),
+        seeds,
+        sweeps,
+        analyses,
+        suggestion,
+        spread,
+        confidence,
+        band,
+        rules,  # type: ignore[arg-type]
+        diagnostics,
+        seconds,
+        fingerprint(setup),
+    )
     command = train_command(overrides, suggestion) if overrides is not None and suggestion is not None else None
     write_outputs(found, run_dir, tensorboard, command)
     report(found, console, run_dir, command)
@@ -280,18 +342,33 @@ def plot(found: Found) -> Any:
         color = f"C{r % 10}"
         ax.plot(sw.lrs, sw.losses, color=color, alpha=0.3, lw=0.8, label="loss (raw)" if r == 0 else None)
         if an.smoothed:
-            ax.plot(sw.lrs[: len(an.smoothed)], an.smoothed, color=color, lw=2,
-                    label="smoothed" + (f" (seed {found.seeds[r]})" if len(found.sweeps) > 1 else ""))
+            ax.plot(
+                sw.lrs[: len(an.smoothed)],
+                an.smoothed,
+                color=color,
+                lw=2,
+                label="smoothed" + (f" (seed {found.seeds[r]})" if len(found.sweeps) > 1 else ""),
+            )
             lowest = int(np.argmin(an.smoothed))
             lows.append(an.smoothed[lowest])
             highs.append(max(an.smoothed[: lowest + 1]))
         if sw.holdout:
-            ax.plot([sw.lrs[i] for i, _ in sw.holdout], [v for _, v in sw.holdout], "o", color=color, ms=3,
-                    label="holdout loss" if r == 0 else None)
+            ax.plot(
+                [sw.lrs[i] for i, _ in sw.holdout],
+                [v for _, v in sw.holdout],
+                "o",
+                color=color,
+                ms=3,
+                label="holdout loss" if r == 0 else None,
+            )
     if found.band:
         ax.axvspan(*found.band, color="tab:green", alpha=0.12, label=f"band {found.band[0]:.2g} … {found.band[1]:.2g}")
-    styles = {"half_drop": ("tab:blue", "--"), "valley": ("tab:purple", ":"), "steepest": ("tab:orange", "-."),
-              "minimum/10": ("tab:gray", "--")}
+    styles = {
+        "half_drop": ("tab:blue", "--"),
+        "valley": ("tab:purple", ":"),
+        "steepest": ("tab:orange", "-."),
+        "minimum/10": ("tab:gray", "--"),
+    }
     for name, (color, style) in styles.items():
         if found.rules.get(name):
             ax.axvline(found.rules[name], color=color, ls=style, lw=1, label=f"{name} {found.rules[name]:.2g}")
@@ -305,8 +382,11 @@ def plot(found: Found) -> Any:
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("training loss")
     title = f"LR range test · {found.fingerprint['optimizer']} · batch {found.fingerprint['batch_size']}"
-    ax.set_title(title + (f" · suggestion {found.suggestion:.3g} ({found.confidence})" if found.suggestion else " · no suggestion"),
-                 fontsize=10)
+    ax.set_title(
+        title
+        + (f" · suggestion {found.suggestion:.3g} ({found.confidence})" if found.suggestion else " · no suggestion"),
+        fontsize=10,
+    )
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
@@ -315,8 +395,9 @@ def plot(found: Found) -> Any:
 
 def write_outputs(found: Found, run_dir: Path, tensorboard: TensorBoardLogger | None, command: str | None) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(run_dir / "lr_find.json",
-                       json.dumps(finite_or_null(found.to_json(command)), indent=2, allow_nan=False).encode())
+    atomic_write_bytes(
+        run_dir / "lr_find.json", json.dumps(finite_or_null(found.to_json(command)), indent=2, allow_nan=False).encode()
+    )
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["sweep", "seed", "rung", "lr", "loss", "smoothed", "holdout_loss"])
@@ -367,24 +448,41 @@ def report(found: Found, console: Console, run_dir: Path, command: str | None) -
     table.add_column("how it is read")
     many = len(found.sweeps) > 1
     s = found.settings
-    rows = [("suggestion", found.suggestion, [a.suggestion for a in found.analyses],
-             f"half-drop +{s['offset']:g} dec, ≤ edge −{s['margin']:g} dec")]
+    rows = [
+        (
+            "suggestion",
+            found.suggestion,
+            [a.suggestion for a in found.analyses],
+            f"half-drop +{s['offset']:g} dec, ≤ edge −{s['margin']:g} dec",
+        )
+    ]
     rows += [(name, lr, [a.rules[name] for a in found.analyses], RULE_NOTES[name]) for name, lr in found.rules.items()]
     for name, lr, each, note in rows:
-        cells = [f"[bold]{name}" if name == "suggestion" else name, f"[bold]{lr:.3g}" if lr and name == "suggestion" else f"{lr:.3g}" if lr else "–"]
+        cells = [
+            f"[bold]{name}" if name == "suggestion" else name,
+            f"[bold]{lr:.3g}" if lr and name == "suggestion" else f"{lr:.3g}" if lr else "–",
+        ]
         if many:
             found_ = [v for v in each if v]
             cells.append(f"{min(found_):.2g} … {max(found_):.2g}" if found_ else "–")
         table.add_row(*cells, note)
     if found.band:
-        table.add_row("band", f"{found.band[0]:.3g} … {found.band[1]:.3g}", *([""] if many else []),
-                      "onset … blow-up edge: one-cycle max_lr range")
+        table.add_row(
+            "band",
+            f"{found.band[0]:.3g} … {found.band[1]:.3g}",
+            *([""] if many else []),
+            "onset … blow-up edge: one-cycle max_lr range",
+        )
     counts = Counter(f"{sw.stop} at {sw.lrs[-1]:.2g}" for sw in found.sweeps)
     stops = ", ".join(f"{text} (×{n})" if n > 1 else text for text, n in counts.items())
     lines: list[Any] = [table, Text("")]
     if found.suggestion:
-        spread = f" · spread {found.spread:.2f} decades over {len(found.sweeps)} sweeps" if found.spread is not None else ""
-        lines.append(Text(f"suggestion {found.suggestion:.3g} · {found.confidence} confidence{spread}", style="bold green"))
+        spread = (
+            f" · spread {found.spread:.2f} decades over {len(found.sweeps)} sweeps" if found.spread is not None else ""
+        )
+        lines.append(
+            Text(f"suggestion {found.suggestion:.3g} · {found.confidence} confidence{spread}", style="bold green")
+        )
     else:
         lines.append(Text("no suggestion: see below", style="bold red"))
     lines.append(Text(f"sweeps stopped: {stops} · {found.seconds:.1f} s"))
@@ -397,7 +495,9 @@ def report(found: Found, console: Console, run_dir: Path, command: str | None) -
         console.print(Text(command, style="cyan"), soft_wrap=True)
 
 
-def lr_find(cfg: DictConfig, run_dir: Path, console: Console | None = None, overrides: list[str] | None = None) -> Found:
+def lr_find(
+    cfg: DictConfig, run_dir: Path, console: Console | None = None, overrides: list[str] | None = None
+) -> Found:
     """The ``annkit lr-find`` task: build as ``train`` would, sweep, report; the model is left as built."""
     resolved = validate(cfg)
     if world_from_env() is not None:
@@ -416,11 +516,15 @@ def lr_find(cfg: DictConfig, run_dir: Path, console: Console | None = None, over
     s, t = resolved["lr_find"], resolved["trainer"]
     params, _ = count_params(setup.model)
     seed = s["seed"] if s["seed"] is not None else t["seed"]
-    finder = (f"{s['steps']} rungs {s['start_lr']:g} → {s['end_lr']:g} ({s['mode']}) × {s['repeats']} sweep(s), seed {seed}"
-              + (f", holdout {s['holdout_batches']} batch(es) every {s['holdout_every']}" if s["holdout_batches"] else ""))
+    finder = (
+        f"{s['steps']} rungs {s['start_lr']:g} → {s['end_lr']:g} ({s['mode']}) × {s['repeats']} sweep(s), seed {seed}"
+        + (f", holdout {s['holdout_batches']} batch(es) every {s['holdout_every']}" if s["holdout_batches"] else "")
+    )
     optim = f"{type(setup.optimizer).__name__} (lr swept; other settings as configured)"
-    header = [("finder" if label == "schedule" else label, text)
-              for label, text in facts(setup, run_dir, optim=optim, schedule=finder)]
+    header = [
+        ("finder" if label == "schedule" else label, text)
+        for label, text in facts(setup, run_dir, optim=optim, schedule=finder)
+    ]
     ConsoleReporter(console, "annkit lr-find").header(header, summarize(setup.model, setup.data.input_shape), params)
     tensorboard = TensorBoardLogger(run_dir / "tb", OmegaConf.to_yaml(cfg, resolve=True))
     try:

@@ -31,7 +31,13 @@ from annkit.config import BOOL, DEVICE, integer, validate
 from annkit.data.inputs import image_files, read_images, read_table
 from annkit.errors import AnnkitError, user_errors
 from annkit.inference import (
-    CHECKPOINT_WHAT, head_from_meta, image_preparer, predict, prediction_table, raw_columns, required_path,
+    CHECKPOINT_WHAT,
+    head_from_meta,
+    image_preparer,
+    predict,
+    prediction_table,
+    raw_columns,
+    required_path,
     table_inputs,
 )
 from annkit.runtime import resolve_device
@@ -43,7 +49,8 @@ SHOWN_ROWS = 20  # up to this many inputs, the terminal shows them all; beyond, 
 PREDICT_SCHEMA: dict[str, Any] = {
     "checkpoint": required_path("checkpoint", "predict", CHECKPOINT_WHAT),
     "input": required_path(
-        "input", "predict",
+        "input",
+        "predict",
         "a .csv file (for a checkpoint trained on a table: the columns it was trained on), an image file (png, jpg, …) "
         "of the checkpoint's input size, or a folder of such images, e.g. input=shirt.png or input=photos/",
     ),
@@ -67,7 +74,9 @@ def read_inputs(path: Path, meta: dict[str, Any]) -> tuple[list[str], np.ndarray
             )
         files, notes = image_files(path)
         pixels, converted = read_images(files, md["input_shape"])
-        where = f"{len(files):,} image{'s' if len(files) > 1 else ''}" + (f" from the folder {path}" if path.is_dir() else f" ({path})")
+        where = f"{len(files):,} image{'s' if len(files) > 1 else ''}" + (
+            f" from the folder {path}" if path.is_dir() else f" ({path})"
+        )
         return [f.name for f in files], pixels, notes + converted, f"{where} · {shape} grey"
     columns = raw_columns(meta)
     delimiter = meta["config"]["dataset"].get("delimiter", ",")  # a CSV run's own delimiter; the others have none
@@ -76,9 +85,17 @@ def read_inputs(path: Path, meta: dict[str, Any]) -> tuple[list[str], np.ndarray
     x = table_inputs(raw, meta)
     derived = md["name"] == "playground" and list(md["preprocessing"]["features"]) != columns
     how = (f"features {', '.join(md['preprocessing']['features'])} computed from them" if derived else "") + (
-        (", " if derived else "") + "standardised with the checkpoint's μ, σ" if md["preprocessing"]["standardize"] else "")
-    return ([str(i) for i in range(1, len(x) + 1)], x, [],
-            f"{len(x):,} row{'s' if len(x) > 1 else ''} of {path} · columns {', '.join(columns)}" + (f" ({how})" if how else ""))
+        (", " if derived else "") + "standardised with the checkpoint's μ, σ"
+        if md["preprocessing"]["standardize"]
+        else ""
+    )
+    return (
+        [str(i) for i in range(1, len(x) + 1)],
+        x,
+        [],
+        f"{len(x):,} row{'s' if len(x) > 1 else ''} of {path} · columns {', '.join(columns)}"
+        + (f" ({how})" if how else ""),
+    )
 
 
 def predict_inputs(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> Path:
@@ -108,14 +125,19 @@ def predict_inputs(cfg: DictConfig, run_dir: Path, console: Console | None = Non
         ("input", described),
         *(("", note) for note in notes),
         ("device", f"{device} · fp32"),
-        ("written", f"{shown(out)} · {len(rows):,} row{'s' if len(rows) > 1 else ''}: {', '.join(header[:4])}"
-                    f"{f' and {len(header) - 4} more' if len(header) > 4 else ''} · {time.perf_counter() - started:.1f} s"),
+        (
+            "written",
+            f"{shown(out)} · {len(rows):,} row{'s' if len(rows) > 1 else ''}: {', '.join(header[:4])}"
+            f"{f' and {len(header) - 4} more' if len(header) > 4 else ''} · {time.perf_counter() - started:.1f} s",
+        ),
     ]
     show(console, facts, head.task, header, rows, out)
     return out
 
 
-def show(console: Console, facts: list[tuple[str, str]], task: str, header: list[str], rows: list[list[str]], out: Path) -> None:
+def show(
+    console: Console, facts: list[tuple[str, str]], task: str, header: list[str], rows: list[list[str]], out: Path
+) -> None:
     """The facts, then the predictions: all of them up to 20 inputs, else the first 10 and the path."""
     if task == "classification":
         keep = [0, 1, 2]  # input, predicted, confidence

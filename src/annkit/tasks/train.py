@@ -30,15 +30,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from annkit import __version__
-from annkit.advice import LossTrend, divergence_advice, diverged_text, go_on_note, result_warnings
+from annkit import __version__, distributed
+from annkit.advice import LossTrend, diverged_text, divergence_advice, go_on_note, result_warnings
 from annkit.checkpoint import Checkpoint, Checkpointer, atomic_write_bytes, load_strict, peek
-from annkit import distributed
 from annkit.commands import command, override
 from annkit.config import path_values, validate
 from annkit.dashboard import Dashboard, hparam_values, model_markdown, table_plane
-from annkit.distributed import World, world_from_env
 from annkit.data import Batcher, Data, load_data
+from annkit.distributed import World, world_from_env
 from annkit.errors import AnnkitError, Interrupted, TrainingDiverged, print_error, user_errors
 from annkit.finetune import InitReport, init_from, param_groups, report_markdown, resolve_freeze
 from annkit.head import Head, check_task_and_loss
@@ -51,11 +50,19 @@ from annkit.overrides import key_of, rewritten
 from annkit.resume import open_resume, resumed_config
 from annkit.resume import prepare_argv as resume_argv
 from annkit.rundir import protect
+from annkit.runtime import (
+    StopSignals,
+    Threads,
+    autocast_dtype,
+    generator,
+    parallel_jobs,
+    resolve_device,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 from annkit.schema import TASK_METRICS
 from annkit.sweeps import objective
-from annkit.runtime import (
-    StopSignals, autocast_dtype, generator, parallel_jobs, resolve_device, rng_state, seed_everything, set_rng_state, Threads,
-)
 from annkit.tracking import ConsoleReporter, TensorBoardLogger, confusion_markdown, flatten, shown
 
 
@@ -111,7 +118,9 @@ def finite_or_null(tree: Any) -> Any:
     return tree
 
 
-def describe_model(hidden: list[int], activation: Any, dropout: float, norm: str, in_features: int, out_features: int) -> str:
+def describe_model(
+    hidden: list[int], activation: Any, dropout: float, norm: str, in_features: int, out_features: int
+) -> str:
     widths = " → ".join(str(w) for w in [in_features, *hidden, out_features])
     if not hidden:
         return f"linear {widths} ({'logistic' if out_features == 1 else 'softmax'} regression)"
@@ -134,8 +143,12 @@ def describe_task(data: Data) -> str:
 
 def describe_loss(loss: dict[str, Any], head: Head, class_weights: list[float] | None, weighted: bool) -> str:
     """e.g. 'ce (label smoothing 0.1) → softmax · class weights balanced [0.5, …] · Σwℓ/N · l2 λ=0.01'."""
-    parts = [f"{loss['name']}" + (f" (label smoothing {loss['label_smoothing']:g})" if loss.get("label_smoothing") else "")
-             + (f" (pos_weight {loss['pos_weight']})" if loss.get("pos_weight") is not None else "") + f" · {head.describe()}"]
+    parts = [
+        f"{loss['name']}"
+        + (f" (label smoothing {loss['label_smoothing']:g})" if loss.get("label_smoothing") else "")
+        + (f" (pos_weight {loss['pos_weight']})" if loss.get("pos_weight") is not None else "")
+        + f" · {head.describe()}"
+    ]
     if class_weights is not None:
         shown_w = ", ".join(f"{w:.3g}" for w in class_weights)
         parts.append(f"class weights {'balanced ' if loss['class_weights'] == 'balanced' else ''}[{shown_w}]")
@@ -155,8 +168,11 @@ def resolve_class_weights(spec: Any, data: Data, train_counts: list[int], datase
     if data.task != "classification":
         raise AnnkitError(
             f"loss.class_weights weighs single-label classes, but dataset {dataset} is {data.task}. "
-            + ("For imbalanced labels use loss=bce with loss.pos_weight (one number per label). " if data.task == "multilabel"
-               else "To weigh regression samples, give per-sample weights (dataset.sample_weight). ")
+            + (
+                "For imbalanced labels use loss=bce with loss.pos_weight (one number per label). "
+                if data.task == "multilabel"
+                else "To weigh regression samples, give per-sample weights (dataset.sample_weight). "
+            )
             + "Or set loss.class_weights=null."
         )
     k = data.num_classes
@@ -228,8 +244,16 @@ class Setup:
 
         def objective(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
             loss, reg, _ = train_step(
-                self.model, self.optimizer, self.data.prepare(x, True), y, w, loss_fn=loss_fn,
-                reduction=lc["reduction"], penalty=self.penalty, autocast_dtype=self.amp, grad_clip=t["grad_clip"],
+                self.model,
+                self.optimizer,
+                self.data.prepare(x, True),
+                y,
+                w,
+                loss_fn=loss_fn,
+                reduction=lc["reduction"],
+                penalty=self.penalty,
+                autocast_dtype=self.amp,
+                grad_clip=t["grad_clip"],
             )
             assert loss is not None  # no skipping here
             return loss if reg is None else loss + reg
@@ -258,8 +282,15 @@ def build(resolved: dict[str, Any], *, load_init: bool = True, jobs: int = 1, wo
     if world is not None:
         device = distributed.init(world, device)
     in_features, outputs = planned_inputs(d)  # known from the config (a table's header), before any data is read
-    check_fits(widths_of(in_features, m["hidden"], outputs), device, norm=m["norm"] != "none", batch=t["batch_size"],
-               eval_batch=t["eval_batch_size"], slots=optimizer_slots(resolved["optimizer"]), what="Training this model")
+    check_fits(
+        widths_of(in_features, m["hidden"], outputs),
+        device,
+        norm=m["norm"] != "none",
+        batch=t["batch_size"],
+        eval_batch=t["eval_batch_size"],
+        slots=optimizer_slots(resolved["optimizer"]),
+        what="Training this model",
+    )
     seed_everything(t["seed"], t["deterministic"])
     amp = autocast_dtype(t["precision"], device)
     rng = generator(device, t["seed"] + 1)  # shuffling and augmentation; dropout and init use torch's global stream
@@ -275,8 +306,9 @@ def build(resolved: dict[str, Any], *, load_init: bool = True, jobs: int = 1, wo
             f"loss.pos_weight has {len(head.pos_weight)} values, but the model has {head.outputs} output(s): give one "
             f"number, or one per label ({', '.join(data.names)})."
         )
-    train_counts = (torch.bincount(data.train.y, minlength=data.num_classes).tolist()
-                    if data.task == "classification" else [])
+    train_counts = (
+        torch.bincount(data.train.y, minlength=data.num_classes).tolist() if data.task == "classification" else []
+    )
     class_weights = resolve_class_weights(lc["class_weights"], data, train_counts, d["name"])
     train_w = sample_weights(data.train.y, class_weights, data.train.w)
     if m["norm"] == "batch" and len(data.train) < 2:
@@ -285,8 +317,13 @@ def build(resolved: dict[str, Any], *, load_init: bool = True, jobs: int = 1, wo
             f"Use more training data, or model.norm=layer / none."
         )
     model = MLP(
-        math.prod(data.input_shape), m["hidden"], head.outputs, activation=m["activation"],
-        dropout=m["dropout"], norm=m["norm"], input_dropout=m["input_dropout"],
+        math.prod(data.input_shape),
+        m["hidden"],
+        head.outputs,
+        activation=m["activation"],
+        dropout=m["dropout"],
+        norm=m["norm"],
+        input_dropout=m["input_dropout"],
     ).to(device)
     init = init_from(model, m["init_from"], data.names, device) if m["init_from"] and load_init else None
     frozen = resolve_freeze(m["freeze"], model)
@@ -301,13 +338,31 @@ def build(resolved: dict[str, Any], *, load_init: bool = True, jobs: int = 1, wo
     if lc["l1"] or lc["l2"]:
         penalty = partial(weight_penalty, penalized_weights(model), l1=lc["l1"], l2=lc["l2"], m=len(data.train))
     return Setup(
-        resolved=resolved, device=device, amp=amp, rng=rng, data=data, head=head, class_weights=class_weights,
-        train_counts=train_counts, model=model, optimizer=optimizer, penalty=penalty,
-        train_batches=Batcher(data.train.x, data.train.y, t["batch_size"] // (world.size if world else 1), weights=train_w,
-                              shuffle=True, generator=rng, shard=(world.rank, world.size) if world else None),
+        resolved=resolved,
+        device=device,
+        amp=amp,
+        rng=rng,
+        data=data,
+        head=head,
+        class_weights=class_weights,
+        train_counts=train_counts,
+        model=model,
+        optimizer=optimizer,
+        penalty=penalty,
+        train_batches=Batcher(
+            data.train.x,
+            data.train.y,
+            t["batch_size"] // (world.size if world else 1),
+            weights=train_w,
+            shuffle=True,
+            generator=rng,
+            shard=(world.rank, world.size) if world else None,
+        ),
         val_batches=Batcher(data.val.x, data.val.y, t["eval_batch_size"]),
         test_batches=Batcher(data.test.x, data.test.y, t["eval_batch_size"]),
-        init=init, frozen=frozen, threads=threads,
+        init=init,
+        frozen=frozen,
+        threads=threads,
     )
 
 
@@ -320,23 +375,43 @@ def facts(setup: Setup, run_dir: Path, *, optim: str, schedule: str) -> list[tup
     shape = "×".join(map(str, data.input_shape)) if len(data.input_shape) > 1 else f"{in_features} features"
     counted = f"{params:,} parameters" + (
         f" ({trainable:,} trainable, {params - trainable:,} frozen: layer{'s' if len(setup.frozen) > 1 else ''} "
-        f"{', '.join(map(str, setup.frozen))})" if setup.frozen else "")
+        f"{', '.join(map(str, setup.frozen))})"
+        if setup.frozen
+        else ""
+    )
     return [
-        ("data", f"{d['name']}: train {len(data.train):,} · val {len(data.val):,} · test {len(data.test):,} · "
-                 f"{shape} · {describe_task(data)}"),
+        (
+            "data",
+            f"{d['name']}: train {len(data.train):,} · val {len(data.val):,} · test {len(data.test):,} · "
+            f"{shape} · {describe_task(data)}",
+        ),
         ("source", data.source),
         *(("", note) for note in data.notes),
-        ("model", describe_model(m["hidden"], m["activation"], m["dropout"], m["norm"], in_features, head.outputs)
-                  + f" · {counted}"),
+        (
+            "model",
+            describe_model(m["hidden"], m["activation"], m["dropout"], m["norm"], in_features, head.outputs)
+            + f" · {counted}",
+        ),
         *([("init", setup.init.describe())] if setup.init is not None else []),
         ("loss", describe_loss(lc, head, setup.class_weights, data.train.w is not None)),
         ("optim", optim),
         ("schedule", schedule),
-        *([("stopping", f"early stopping: after {t['early_stopping']['patience']} epoch(s) without an improvement of "
-                        f"{t['early_stopping']['metric']} by more than {t['early_stopping']['min_delta']:g}")]
-          if t["early_stopping"]["patience"] is not None else []),
-        ("device", f"{setup.device} · {'bf16 autocast' if setup.amp else 'fp32'}{' · torch.compile' if t['compile'] else ''} · torch {torch.__version__} · "
-                   f"{setup.threads.describe() if setup.threads else f'{torch.get_num_threads()} threads'} · seed {t['seed']}"),
+        *(
+            [
+                (
+                    "stopping",
+                    f"early stopping: after {t['early_stopping']['patience']} epoch(s) without an improvement of "
+                    f"{t['early_stopping']['metric']} by more than {t['early_stopping']['min_delta']:g}",
+                )
+            ]
+            if t["early_stopping"]["patience"] is not None
+            else []
+        ),
+        (
+            "device",
+            f"{setup.device} · {'bf16 autocast' if setup.amp else 'fp32'}{' · torch.compile' if t['compile'] else ''} · torch {torch.__version__} · "
+            f"{setup.threads.describe() if setup.threads else f'{torch.get_num_threads()} threads'} · seed {t['seed']}",
+        ),
         ("run dir", shown(run_dir)),
     ]
 
@@ -366,19 +441,24 @@ def restore(setup: Setup, scheduler: Any, ckpt: Checkpoint) -> tuple[FitState, s
         try:
             set_rng_state(state["rng"], [setup.rng])
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
-            raise AnnkitError(f"{shown(ckpt.path)} holds random-number states this run cannot take ({err}): it was damaged "
-                              f"or not written by annkit. Resume from an unedited checkpoint.") from None
+            raise AnnkitError(
+                f"{shown(ckpt.path)} holds random-number states this run cannot take ({err}): it was damaged "
+                f"or not written by annkit. Resume from an unedited checkpoint."
+            ) from None
         return progress, None
-    return progress, (f"resumed on {setup.device} a run that was on {was}: its {was.type} random streams (shuffling, "
-                      f"augmentation, dropout) cannot carry over, so the run goes on from the same state with fresh ones "
-                      f"— it continues, but not bit for bit as it would have on {was}.")
+    return progress, (
+        f"resumed on {setup.device} a run that was on {was}: its {was.type} random streams (shuffling, "
+        f"augmentation, dropout) cannot carry over, so the run goes on from the same state with fresh ones "
+        f"— it continues, but not bit for bit as it would have on {was}."
+    )
 
 
 # ── the task ────────────────────────────────────────────────────────────────────────────────────
 
 
-def train(cfg: DictConfig, run_dir: Path, console: Console | None = None, overrides: list[str] | None = None,
-          jobs: int = 1) -> dict[str, Any]:
+def train(
+    cfg: DictConfig, run_dir: Path, console: Console | None = None, overrides: list[str] | None = None, jobs: int = 1
+) -> dict[str, Any]:
     """Train the configured model; write checkpoints, TensorBoard events and metrics.json into ``run_dir``.
 
     With ``optimizer.lr=auto`` the LR range test (:mod:`annkit.tasks.lr_find`) runs first on the
@@ -389,7 +469,9 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None, overri
     (a joblib sweep), which sets torch's threads under ``trainer.threads=auto``."""
     started = time.perf_counter()
     resolved = validate(cfg)  # every key checked before any data is read
-    overrides = rewritten([o for o in overrides or [] if key_of(o) != "resume"], path_values(resolved))  # paths absolute
+    overrides = rewritten(
+        [o for o in overrides or [] if key_of(o) != "resume"], path_values(resolved)
+    )  # paths absolute
     world = world_from_env()
     if world is not None:
         check_distributed(resolved, world)
@@ -399,17 +481,28 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None, overri
         ckpt = open_resume(resolved["resume"], run_dir)
         resolved = resumed_config(resolved, ckpt)
     elif world is None or world.main:  # the cli checked before Hydra made the folder; this guards the API too
-        protect(run_dir, task="train", sweep=False, overwrite=resolved["trainer"]["overwrite"], overwrite_key="trainer.overwrite")
+        protect(
+            run_dir,
+            task="train",
+            sweep=False,
+            overwrite=resolved["trainer"]["overwrite"],
+            overwrite_key="trainer.overwrite",
+        )
     t = resolved["trainer"]
     setup = build(resolved, load_init=ckpt is None, jobs=jobs, world=world)
     best_metric = task_metric(t["best_metric"], setup.data.task, "trainer.best_metric")
     stop_metric = task_metric(t["early_stopping"]["metric"], setup.data.task, "trainer.early_stopping.metric")
     tensorboard = None
     if world is None or world.main:  # only rank 0 logs
-        tensorboard = TensorBoardLogger(run_dir / "tb", OmegaConf.to_yaml(OmegaConf.create(resolved)),
-                                        purge_step=None if ckpt is None else ckpt.meta["step"] + 1)
+        tensorboard = TensorBoardLogger(
+            run_dir / "tb",
+            OmegaConf.to_yaml(OmegaConf.create(resolved)),
+            purge_step=None if ckpt is None else ckpt.meta["step"] + 1,
+        )
     try:
-        metrics = _train(setup, ckpt, run_dir, console, tensorboard, started, best_metric, stop_metric, overrides, world)
+        metrics = _train(
+            setup, ckpt, run_dir, console, tensorboard, started, best_metric, stop_metric, overrides, world
+        )
     finally:
         if tensorboard is not None:
             tensorboard.close()
@@ -421,11 +514,18 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None, overri
 def check_distributed(resolved: dict[str, Any], world: World) -> None:
     """What a torchrun run cannot do (yet), refused before any data is read."""
     t = resolved["trainer"]
-    refused = [(resolved["resume"] is not None, "resume= (resume the run in one process: `annkit train resume=…`)"),
-               (resolved["optimizer"]["lr"] == "auto", "optimizer.lr=auto (run `annkit lr-find` first, in one process, "
-                                                       "and give its suggestion as optimizer.lr)"),
-               (t["nan_policy"] == "skip_batch", "trainer.nan_policy=skip_batch (a skipped batch on one rank would stall "
-                                                 "the others' all-reduce; use trainer.nan_policy=stop)")]
+    refused = [
+        (resolved["resume"] is not None, "resume= (resume the run in one process: `annkit train resume=…`)"),
+        (
+            resolved["optimizer"]["lr"] == "auto",
+            "optimizer.lr=auto (run `annkit lr-find` first, in one process, and give its suggestion as optimizer.lr)",
+        ),
+        (
+            t["nan_policy"] == "skip_batch",
+            "trainer.nan_policy=skip_batch (a skipped batch on one rank would stall "
+            "the others' all-reduce; use trainer.nan_policy=stop)",
+        ),
+    ]
     for bad, what in refused:
         if bad:
             raise AnnkitError(f"This run is one of {world.size} torchrun processes, which does not support {what}.")
@@ -437,9 +537,18 @@ def check_distributed(resolved: dict[str, Any], world: World) -> None:
         )
 
 
-def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Console, tensorboard: TensorBoardLogger | None,
-           started: float, best_metric: str, stop_metric: str, overrides: list[str], world: World | None = None
-           ) -> dict[str, Any]:
+def _train(
+    setup: Setup,
+    ckpt: Checkpoint | None,
+    run_dir: Path,
+    console: Console,
+    tensorboard: TensorBoardLogger | None,
+    started: float,
+    best_metric: str,
+    stop_metric: str,
+    overrides: list[str],
+    world: World | None = None,
+) -> dict[str, Any]:
     resolved = setup.resolved
     t, m, lc = resolved["trainer"], resolved["model"], resolved["loss"]
     data, head, model, optimizer = setup.data, setup.head, setup.model, setup.optimizer
@@ -457,43 +566,70 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
     params, trainable = count_params(model)
     sched_name = "constant lr" if scheduler is None else f"{type(scheduler).__name__} (per {interval})"
     if scheduler is None and resolved["scheduler"]["_target_"] is not None:
-        sched_name += (f" (scheduler=auto: {t['epochs'] * len(train_batches)} steps are too few to warm up a one-cycle "
-                       f"schedule; scheduler=onecycle insists)")
+        sched_name += (
+            f" (scheduler=auto: {t['epochs'] * len(train_batches)} steps are too few to warm up a one-cycle "
+            f"schedule; scheduler=onecycle insists)"
+        )
     if isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
         sched_name += f" to max_lr {resolved['scheduler']['max_lr']:g}"
     every = t["print_every"] if t["print_every"] != "auto" else max(1, math.ceil(t["epochs"] / 50))
     reporter = ConsoleReporter(console, task=data.task, penalty=setup.penalty is not None, print_every=every)
     lr_note = f" (lr-find: {found.describe()})" if found is not None else ""
     groups = optimizer.param_groups
-    head_note = f" · output layer lr × {groups[-1]['lr_mult']:g}" if len(groups) > 1 or groups[0].get("lr_mult", 1) != 1 else ""
+    head_note = (
+        f" · output layer lr × {groups[-1]['lr_mult']:g}" if len(groups) > 1 or groups[0].get("lr_mult", 1) != 1 else ""
+    )
     resumed: list[dict[str, Any]] = list(ckpt.meta.get("resumed", [])) if ckpt is not None else []
-    header = facts(setup, run_dir, optim=f"{type(optimizer).__name__} lr {resolved['optimizer']['lr']:g}{lr_note}{head_note} · {sched_name}",
-                   schedule=f"{t['epochs']} epochs × {len(train_batches)} steps of {t['batch_size']}")
+    header = facts(
+        setup,
+        run_dir,
+        optim=f"{type(optimizer).__name__} lr {resolved['optimizer']['lr']:g}{lr_note}{head_note} · {sched_name}",
+        schedule=f"{t['epochs']} epochs × {len(train_batches)} steps of {t['batch_size']}",
+    )
     if world is not None:
-        header.append(("ddp", f"{world.size} processes ({distributed.backend()}, {setup.device.type}) · global batch "
-                              f"{t['batch_size']} = {world.size} × {t['batch_size'] // world.size} per rank · lr as set: the "
-                              f"same effective batch as one process (raising trainer.batch_size with the processes? "
-                              f"scale the lr by the same factor, the linear scaling rule)"))
+        header.append(
+            (
+                "ddp",
+                f"{world.size} processes ({distributed.backend()}, {setup.device.type}) · global batch "
+                f"{t['batch_size']} = {world.size} × {t['batch_size'] // world.size} per rank · lr as set: the "
+                f"same effective batch as one process (raising trainer.batch_size with the processes? "
+                f"scale the lr by the same factor, the linear scaling rule)",
+            )
+        )
     if ckpt is not None:
-        where = f"epoch {ckpt.meta['epoch'] + (1 if ckpt.meta['batch'] else 0)}, batch {ckpt.meta['batch']} of {len(train_batches)}" \
-            if ckpt.meta["batch"] else f"the end of epoch {ckpt.meta['epoch']}"
+        where = (
+            f"epoch {ckpt.meta['epoch'] + (1 if ckpt.meta['batch'] else 0)}, batch {ckpt.meta['batch']} of {len(train_batches)}"
+            if ckpt.meta["batch"]
+            else f"the end of epoch {ckpt.meta['epoch']}"
+        )
         header.append(("resume", f"from {shown(ckpt.path)} at {where} (step {ckpt.meta['step']})"))
-        resumed.append({"from": str(ckpt.path), "epoch": ckpt.meta["epoch"], "batch": ckpt.meta["batch"], "step": ckpt.meta["step"]})
+        resumed.append(
+            {
+                "from": str(ckpt.path),
+                "epoch": ckpt.meta["epoch"],
+                "batch": ckpt.meta["batch"],
+                "step": ckpt.meta["step"],
+            }
+        )
     layers = summarize(model, data.input_shape)
     reporter.header(header, layers, params)
     if setup.init is not None:
         reporter.print(init_table(setup.init, model.state_dict()))
     warnings = [w for w in [zero_gradient_warning(m["hidden"], m["activation"])] if w]
     if setup.frozen and not m["init_from"]:
-        warnings.append(f"model.freeze keeps layer(s) {setup.frozen} at their random initial weights (there is no "
-                        f"model.init_from): they act as a fixed random feature map.")
+        warnings.append(
+            f"model.freeze keeps layer(s) {setup.frozen} at their random initial weights (there is no "
+            f"model.init_from): they act as a fixed random feature map."
+        )
     if found is not None:
         warnings += [f"lr-find: {text}" for text in found.problems().values()]
     empty = [name for name, n in zip(data.names, setup.train_counts) if n == 0]
     if empty:
-        warnings.append(f"{len(empty)} class(es) have no training samples ({', '.join(empty)}): the network can never learn "
-                        f"to predict them, and their validation recall stays 0. Check dataset.class_fraction, "
-                        f"dataset.limit_train and the data itself.")
+        warnings.append(
+            f"{len(empty)} class(es) have no training samples ({', '.join(empty)}): the network can never learn "
+            f"to predict them, and their validation recall stays 0. Check dataset.class_fraction, "
+            f"dataset.limit_train and the data itself."
+        )
     for note in warnings:
         reporter.warn(note)
     if ckpt is None and tensorboard is not None:
@@ -507,8 +643,12 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
         "config": resolved,
         "overrides": overrides,
         "data": {
-            "name": resolved["dataset"]["name"], "task": data.task, "classes": list(data.names),
-            "input_shape": list(data.input_shape), "preprocessing": data.preprocessing, "output_activation": head.output,
+            "name": resolved["dataset"]["name"],
+            "task": data.task,
+            "classes": list(data.names),
+            "input_shape": list(data.input_shape),
+            "preprocessing": data.preprocessing,
+            "output_activation": head.output,
             **({"files": data.files} if data.files else {}),
         },
         "resumed": resumed,
@@ -527,15 +667,25 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
             reporter.warn(note)
 
     def capture() -> dict[str, Any]:
-        return {"fit": progress.tree(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "rng": rng_state([setup.rng]), "elapsed_s": elapsed_before + time.perf_counter() - started}
+        return {
+            "fit": progress.tree(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "rng": rng_state([setup.rng]),
+            "elapsed_s": elapsed_before + time.perf_counter() - started,
+        }
 
-    checkpointer = Checkpointer(run_dir / "checkpoints", model, meta, capture, progress, keep_last=t["checkpoint"]["keep_last"])
+    checkpointer = Checkpointer(
+        run_dir / "checkpoints", model, meta, capture, progress, keep_last=t["checkpoint"]["keep_last"]
+    )
     dashboard = make_dashboard(setup, tensorboard) if tensorboard is not None else None
     # saved first, announced last: a row on screen means its checkpoint is on disk; other ranks: no hooks
     trend = LossTrend()  # the loss by lr, for the advice after a divergence
-    hooks = [checkpointer, tensorboard, dashboard, reporter, trend] if tensorboard is not None and dashboard is not None else [trend]
+    hooks = (
+        [checkpointer, tensorboard, dashboard, reporter, trend]
+        if tensorboard is not None and dashboard is not None
+        else [trend]
+    )
     if setup.threads is not None and setup.threads.governed and world is None:
         setup.threads.notify = lambda text: reporter.print(Text(text, style="dim"))
         hooks.append(setup.threads)
@@ -551,28 +701,55 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
     # Ctrl-C under torchrun: torchrun stops every rank (resume from the last epoch's checkpoint, in one process)
     with StopSignals() if world is None else contextlib.nullcontext() as stop:
         result = fit(
-            model, optimizer, train_batches, setup.val_batches, head=head,
-            epochs=t["epochs"], prepare=data.prepare, reduction=lc["reduction"], penalty=setup.penalty,
-            scheduler=scheduler, scheduler_interval=interval, grad_clip=t["grad_clip"],
-            autocast_dtype=setup.amp, best_metric=best_metric,
-            early_stopping=EarlyStopping(stop_metric, t["early_stopping"]["patience"], t["early_stopping"]["min_delta"]),
-            log_every=t["log_every"], state=progress, nan_policy=t["nan_policy"], should_stop=stop,
-            save_every=t["checkpoint"]["every_n_steps"], hooks=hooks, train_module=step_module, **ddp,
+            model,
+            optimizer,
+            train_batches,
+            setup.val_batches,
+            head=head,
+            epochs=t["epochs"],
+            prepare=data.prepare,
+            reduction=lc["reduction"],
+            penalty=setup.penalty,
+            scheduler=scheduler,
+            scheduler_interval=interval,
+            grad_clip=t["grad_clip"],
+            autocast_dtype=setup.amp,
+            best_metric=best_metric,
+            early_stopping=EarlyStopping(
+                stop_metric, t["early_stopping"]["patience"], t["early_stopping"]["min_delta"]
+            ),
+            log_every=t["log_every"],
+            state=progress,
+            nan_policy=t["nan_policy"],
+            should_stop=stop,
+            save_every=t["checkpoint"]["every_n_steps"],
+            hooks=hooks,
+            train_module=step_module,
+            **ddp,
         )
         if result.diverged is not None:
-            raise TrainingDiverged(diverged_message(result.diverged, trend, run_dir, len(train_batches), t["nan_policy"], overrides))
+            raise TrainingDiverged(
+                diverged_message(result.diverged, trend, run_dir, len(train_batches), t["nan_policy"], overrides)
+            )
         if result.interrupted:  # still inside StopSignals: a second signal during the save stops at once, cleanly
             last = checkpointer.save()
             raise Interrupted(
                 f"{stop.name} at epoch {progress.epoch + (1 if progress.batch else 0)} of {t['epochs']}, batch "
                 f"{progress.batch} of {len(train_batches)} (step {progress.step}). The state after that step is in "
                 f"{shown(last)}. Go on with:",
-                stop.exit_code, command=command("train", override("resume", shown(run_dir))),
+                stop.exit_code,
+                command=command("train", override("resume", shown(run_dir))),
             )
     model.load_state_dict(result.best_state)
     test = evaluate(model, setup.test_batches, head=head, prepare=data.prepare, autocast_dtype=setup.amp)
-    for note in result_warnings(result.history, result.best_val, task=data.task, loss=lc["name"], k=data.num_classes,
-                                lr=float(resolved["optimizer"]["lr"])):
+    for note in result_warnings(
+        result.history,
+        result.best_val,
+        task=data.task,
+        loss=lc["name"],
+        k=data.num_classes,
+        lr=float(resolved["optimizer"]["lr"]),
+    ):
         warnings.append(note)
         reporter.warn(note)
 
@@ -609,9 +786,16 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
         "torch": torch.__version__,
         "annkit": __version__,
         "python": platform.python_version(),
-        "data": {"name": resolved["dataset"]["name"], "source": data.source, "train": len(data.train),
-                 "val": len(data.val), "test": len(data.test), "notes": data.notes, **({"files": data.files} if data.files else {}),
-                 **({"train_class_counts": dict(zip(data.names, setup.train_counts))} if setup.train_counts else {})},
+        "data": {
+            "name": resolved["dataset"]["name"],
+            "source": data.source,
+            "train": len(data.train),
+            "val": len(data.val),
+            "test": len(data.test),
+            "notes": data.notes,
+            **({"files": data.files} if data.files else {}),
+            **({"train_class_counts": dict(zip(data.names, setup.train_counts))} if setup.train_counts else {}),
+        },
         **({"lr_find": lr_found} if lr_found is not None else {}),
         **({"init_from": setup.init.summary()} if setup.init is not None else {}),
         **({"resumed": resumed} if resumed else {}),
@@ -624,17 +808,26 @@ def _train(setup: Setup, ckpt: Checkpoint | None, run_dir: Path, console: Consol
     if t["nan_policy"] == "skip_batch":
         final["final/skipped_batches"] = float(result.skipped)
     if world is not None:  # every rank takes part; the ranks must hold the same weights
-        metrics["ddp"] = {"world_size": world.size, "backend": distributed.backend(), "global_batch": t["batch_size"],
-                          "per_rank_batch": t["batch_size"] // world.size, "max_weight_difference": distributed.max_difference(model)}
+        metrics["ddp"] = {
+            "world_size": world.size,
+            "backend": distributed.backend(),
+            "global_batch": t["batch_size"],
+            "per_rank_batch": t["batch_size"] // world.size,
+            "max_weight_difference": distributed.max_difference(model),
+        }
     if tensorboard is None or dashboard is None:
         return metrics  # a rank other than 0: nothing to write
     if data.task == "classification":
-        tensorboard.text("test/confusion_matrix", confusion_markdown(test["confusion_matrix"], data.names), len(result.history))
+        tensorboard.text(
+            "test/confusion_matrix", confusion_markdown(test["confusion_matrix"], data.names), len(result.history)
+        )
     dashboard.test(test, len(result.history))
     hparams, varying = hparam_values(flatten(resolved), overrides)
     tensorboard.finish(hparams, final, step=len(result.history), varying=varying)
     metrics["logging_s"] = tensorboard.seconds + dashboard.seconds  # scalars, texts, pictures, hparams (this process)
-    atomic_write_bytes(run_dir / "metrics.json", json.dumps(finite_or_null(metrics), indent=2, allow_nan=False).encode())
+    atomic_write_bytes(
+        run_dir / "metrics.json", json.dumps(finite_or_null(metrics), indent=2, allow_nan=False).encode()
+    )
     reporter.summary(metrics, run_dir)
     return metrics
 
@@ -648,20 +841,40 @@ def make_dashboard(setup: Setup, tensorboard: TensorBoardLogger) -> Dashboard:
     if plane is None and data.input_shape == (2,) and data.task != "multilabel":
         names = data.preprocessing.get("features") or ["x1", "x2"]
         plane = table_plane({"train": data.train.x, "test": data.test.x}, (str(names[0]), str(names[1])))
-    labels = ({split: getattr(data, split).y.cpu().numpy() for split in ("train", "val", "test")}
-              if plane is not None else None)
+    labels = (
+        {split: getattr(data, split).y.cpu().numpy() for split in ("train", "val", "test")}
+        if plane is not None
+        else None
+    )
     every = lg["images_every"] if lg["images_every"] != "auto" else max(1, math.ceil(epochs / 5))
     return Dashboard(
-        tensorboard.writer, setup.model, setup.head, names=data.names, prepare=data.prepare,
-        val=(data.val.x, data.val.y), plane=plane, labels=labels, images=len(data.input_shape) >= 2,
-        images_every=every, confusion=lg["confusion"], histograms_every=lg["histograms_every"] if lg["histograms"] else 0,
-        misclassified=lg["misclassified"], resolution=lg["boundary_resolution"], epochs=epochs,
+        tensorboard.writer,
+        setup.model,
+        setup.head,
+        names=data.names,
+        prepare=data.prepare,
+        val=(data.val.x, data.val.y),
+        plane=plane,
+        labels=labels,
+        images=len(data.input_shape) >= 2,
+        images_every=every,
+        confusion=lg["confusion"],
+        histograms_every=lg["histograms_every"] if lg["histograms"] else 0,
+        misclassified=lg["misclassified"],
+        resolution=lg["boundary_resolution"],
+        epochs=epochs,
     )
 
 
 def init_table(report: InitReport, model_state: dict[str, torch.Tensor]) -> Table:
-    table = Table(title="model.init_from, tensor by tensor", title_justify="left", title_style="bold", box=None,
-                  header_style="bold", pad_edge=False)
+    table = Table(
+        title="model.init_from, tensor by tensor",
+        title_justify="left",
+        title_style="bold",
+        box=None,
+        header_style="bold",
+        pad_edge=False,
+    )
     for name in ("tensor", "shape", "checkpoint", "status"):
         table.add_column(name, justify="right" if name in ("shape", "checkpoint") else "left")
     for name, here, there, status in report.rows(model_state):
@@ -670,15 +883,21 @@ def init_table(report: InitReport, model_state: dict[str, torch.Tensor]) -> Tabl
     return table
 
 
-def diverged_message(where: dict[str, Any], trend: LossTrend, run_dir: Path, steps: int, nan_policy: str,
-                     overrides: list[str]) -> str:
+def diverged_message(
+    where: dict[str, Any], trend: LossTrend, run_dir: Path, steps: int, nan_policy: str, overrides: list[str]
+) -> str:
     """What happened (step, epoch, lr), what is kept, and what to try."""
     last = run_dir / "checkpoints" / "last.safetensors"
     good = peek(last).meta if last.is_file() else None
-    kept = (f"{shown(last)} holds the last good state (epoch {good['epoch']}, step {good['step']})"
-            if good is not None else "no checkpoint had been written yet")
-    return (f"{diverged_text(where, steps, kept)} "
-            f"{divergence_advice(where, trend.points, nan_policy=nan_policy, overrides=overrides)}")
+    kept = (
+        f"{shown(last)} holds the last good state (epoch {good['epoch']}, step {good['step']})"
+        if good is not None
+        else "no checkpoint had been written yet"
+    )
+    return (
+        f"{diverged_text(where, steps, kept)} "
+        f"{divergence_advice(where, trend.points, nan_policy=nan_policy, overrides=overrides)}"
+    )
 
 
 def prepare_argv(args: list[str]) -> list[str]:
@@ -694,12 +913,14 @@ def run(cfg: DictConfig) -> float:
     run_dir = Path(hc.runtime.output_dir)
     with user_errors(interrupted=lambda: go_on_note(run_dir, shown(run_dir))):
         try:
-            metrics = train(cfg, run_dir, overrides=list(hc.overrides.task),
-                            jobs=parallel_jobs(hc.launcher))
+            metrics = train(cfg, run_dir, overrides=list(hc.overrides.task), jobs=parallel_jobs(hc.launcher))
         except TrainingDiverged as err:
             if hc.mode != RunMode.MULTIRUN:
                 raise
-            print_error(f"job {hc.job.num} ({' '.join(hc.overrides.task)}): {err} The sweep goes on; this job's "
-                        f"objective is NaN.", label="warning")
+            print_error(
+                f"job {hc.job.num} ({' '.join(hc.overrides.task)}): {err} The sweep goes on; this job's "
+                f"objective is NaN.",
+                label="warning",
+            )
             return math.nan
     return objective(metrics)
