@@ -49,7 +49,7 @@ from annkit.data.idx import read_bytes
 from annkit.data.images import load_image_data
 from annkit.data.sources import FILES, locate
 from annkit.head import Head
-from annkit.loop import fit
+from annkit.loop import Policy, Step, fit
 from annkit.models import MLP
 from annkit.runtime import resolve_device
 
@@ -76,16 +76,7 @@ def bench_annkit(data, bs: int, epochs: int, device: torch.device) -> float:
     )
     val = Batcher(data.val.x[:bs], data.val.y[:bs], bs)  # fit validates each epoch; keep it tiny (not timed anyway)
     head = Head("classification", data.names, "ce", "softmax", device=device)
-    result = fit(
-        model,
-        opt,
-        batches,
-        val,
-        head=head,
-        epochs=epochs + 1,
-        prepare=data.prepare,
-        log_every=50,
-    )
+    result = fit(model, opt, batches, val, Step(head, data.prepare), Policy(epochs=epochs + 1, log_every=50))
     # fit times each epoch's training pass itself (ending with its host read of the sums)
     return sum(row["train_s"] for row in result.history[1:]) / epochs
 

@@ -306,3 +306,22 @@ def test_annkit_board_help_and_listing(tmp_path):
     listing = run_annkit("--help", cwd=tmp_path)
     assert "board" in listing.stdout and "annkit board" in listing.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def test_board_settings_are_checked_by_the_validator_every_task_uses(tmp_path):
+    """annkit board has no validator of its own: a bad port or an unknown key reads as in annkit train."""
+    assert_user_error(
+        run_annkit("board", "port=70000", cwd=tmp_path),
+        "port=70000 is not valid: expected a whole number from 0 to 65535",
+    )
+    assert_user_error(
+        run_annkit("board", "+prot=1", cwd=tmp_path),
+        "Unknown config key prot.",
+        "Did you mean",
+        "port",
+        "`annkit board --cfg job`",
+    )
+    train = run_annkit("train", "trainer.epochs=0", cwd=tmp_path)
+    assert_user_error(
+        train, "trainer.epochs=0 is not valid: expected a whole number ≥ 1", "Set it with trainer.epochs=<value>"
+    )

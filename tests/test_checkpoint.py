@@ -18,7 +18,7 @@ import torch
 
 from annkit.checkpoint import Checkpointer, decode, encode, load_checkpoint, load_model, save_checkpoint
 from annkit.errors import AnnkitError
-from annkit.loop import FitState
+from annkit.fit_state import FitState
 from annkit.models import MLP
 from annkit.runtime import rng_state, set_rng_state
 

@@ -29,7 +29,7 @@ def test_compiled_steps_train_the_same_weights_as_eager_ones(tmp_path):
 
 
 def test_fused_optimizers_on_cuda_only_and_only_when_unset():
-    from annkit.tasks.train import fused_on_cuda
+    from annkit.tasks.build import fused_on_cuda
 
     adamw = {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3}
     assert fused_on_cuda(adamw, torch.device("cuda"))["fused"] is True

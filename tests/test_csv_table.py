@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from annkit.data.csv_table import Table, csv_columns, read_csv_table
+from annkit.data.csv_rows import checked_rows, csv_columns, csv_rows
+from annkit.data.csv_table import Table, read_csv_table
+from annkit.data.inputs import read_table
 from annkit.errors import AnnkitError
 
 
@@ -269,6 +271,70 @@ def test_unclosed_quote(tmp_path):
     message = error(write(tmp_path, 'x,y\n1,2\n"3,4\n5,6\n'))
     assert "Line 3 of" in message and "has 1 field but" in message
     assert "opened on line 3 is probably never closed" in message
+
+
+def read_rows(path: Path, delimiter: str = ",", key: str = "dataset.path") -> tuple[list[list[str]], list[int]]:
+    """The shared row reader as training and predict call it: the header, then the checked rows."""
+    rows = csv_rows(path, delimiter, key)
+    try:
+        header_line, header = next(rows)
+        return checked_rows(path, rows, header, header_line, delimiter, key)
+    finally:
+        rows.close()
+
+
+def test_the_row_reader_numbers_lines_skips_blank_lines_and_keeps_rows_of_empty_cells(tmp_path):
+    path = write(tmp_path, 'x,y\r\n\r\n1, "2,5"\n,\n\n"multi\nline",4\n   \n')
+    rows, starts = read_rows(path)
+    assert rows == [["1", "2,5"], ["", ""], ["multi\nline", "4"]]
+    assert starts == [3, 4, 6]  # the line each row starts on; "   " and "" are blank, "," is not
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "got", "hint"),
+    [
+        ("x,y\n1,2\n3\n", 3, "1 field", "not a left-out one"),
+        ("x,y\n1,2\n\n3,4,5\n", 4, "3 fields", "must be quoted"),
+        ("x,y\n1,2,\n", 2, "3 fields", 'ends with an extra ","'),
+    ],
+)
+def test_the_row_reader_refuses_a_row_with_the_wrong_number_of_fields(tmp_path, text, line, got, hint):
+    path = write(tmp_path, text)
+    for key in ("dataset.path", "input"):
+        with pytest.raises(AnnkitError) as info:
+            read_rows(path, key=key)
+        message = str(info.value)
+        assert "\n" not in message, message
+        assert f"Line {line} of {path} has {got} but the header (line 1) has 2 columns (x, y)" in message
+        assert "Every row needs one field per column" in message and hint in message
+
+
+def test_training_and_predict_refuse_a_short_or_long_row_with_the_same_message(tmp_path):
+    """One reader: predict used to fill a short row's missing cells with "" and to drop a long row's extra
+    fields, shifting nothing into place; now it refuses the row exactly as training does."""
+    for text, got in (("x1,x2\n0,1\n0.5\n", "1 field"), ("x1,x2\n0,1\n1,2,3\n", "3 fields")):
+        path = write(tmp_path, text, "rows.csv")
+        trained = error(path, target="x2")
+        with pytest.raises(AnnkitError) as info:
+            read_table(path, ["x1", "x2"])
+        predicted = str(info.value)
+        assert "\n" not in predicted, predicted
+        line = f"Line 3 of {path} has {got} but the header (line 1) has 2 columns (x1, x2). Every row needs one field per column."
+        assert line in trained and line in predicted
+    assert "set dataset.delimiter" in trained and "dataset.delimiter" not in predicted.split("must be quoted")[0]
+    assert 'the checkpoint\'s run read fields separated by ","' in predicted
+
+
+def test_predict_reads_like_training_quotes_bom_blank_lines_and_other_columns(tmp_path):
+    path = write(tmp_path, '\ufefflabel;x2;x1\r\n\r\n"a;b"; 2 ;1\r\n?;4;3\r\n\r\n', "p.csv")
+    np.testing.assert_array_equal(read_table(path, ["x1", "x2"], ";"), [[1.0, 2.0], [3.0, 4.0]])
+
+
+def test_predict_errors_name_input_not_dataset_path(tmp_path):
+    path = write(tmp_path, b"x1,x2\n1,2\n\xe9,3\n", "latin.csv")
+    with pytest.raises(AnnkitError, match="line 3 holds the byte 0xe9") as info:
+        read_table(path, ["x1", "x2"])
+    assert "point input at the converted file" in str(info.value)
 
 
 # ------------------------------------------------------------------------------ column errors

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from annkit.data import Batcher, Preprocess, augment, normalize, split_train_val
-from annkit.data.batcher import pixel_stats
+from annkit.data.batcher import Batcher
+from annkit.data.dataset import split_train_val
 from annkit.data.images import load_image_data
+from annkit.data.preprocess import Preprocess, augment, normalize, pixel_stats
 from annkit.errors import AnnkitError
 
 NO_AUGMENT = {"hflip": False, "shift": 0}

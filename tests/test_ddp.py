@@ -15,24 +15,22 @@ from annkit.checkpoint import load_checkpoint
 from annkit.data import Batcher
 from annkit.distributed import World
 from annkit.errors import AnnkitError
-from annkit.tasks.train import check_distributed
+from annkit.tasks.build import check_distributed
 from tests.conftest import OFFLINE_ENV, annkit_command, run_annkit
 
 # the playground's spiral, no dropout, batch norm or augmentation: the only randomness is the shuffle
 RUN = ["train", "experiment=spiral_activations", "dataset.n=240", "trainer.epochs=2", "trainer.batch_size=12"]
 
 
+def rank_logs(cwd: Path) -> Path:
+    return cwd.parent / f"{cwd.name}-ranks"
+
+
 def torchrun(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc-per-node=2",
-        "-m",
-        "annkit",
-        *args,
-    ]
+    """Two ranks of ``annkit <args>``; each rank's stdout is also kept on its own (torchrun's --tee, in
+    :func:`rank_logs` of ``cwd``: beside it, not in it), so a test can tell which rank printed what."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+               f"--log-dir={rank_logs(cwd)}", "--tee=3", "-m", "annkit", *args]  # fmt: skip
     full_env = {**os.environ, **OFFLINE_ENV, "COLUMNS": "200", **env}
     full_env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=300)
@@ -65,6 +63,9 @@ def test_two_processes_end_with_identical_weights_and_one_metrics_json(two_ranks
         p for p in scratch.iterdir() if p.name.startswith("annkit-rank")
     ]  # rank 1's throw-away Hydra dir is gone
     assert proc.stdout.count("╭─ result") == 1  # only rank 0 prints
+    own = {int(f.parent.name): f.read_text() for f in rank_logs(cwd).rglob("stdout.log")}
+    assert sorted(own) == [0, 1] and own[0].count("╭─ result") == 1 and "╭─ result" not in own[1]
+    assert "data" in own[0] and own[1].strip() == ""  # rank 1 ran, and printed nothing at all
     assert "ddp" in proc.stdout and "global batch 12 = 2 × 6 per rank" in " ".join(proc.stdout.split())
 
 

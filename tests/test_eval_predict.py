@@ -14,9 +14,9 @@ import torch
 from PIL import Image
 
 from annkit.checkpoint import load_model
-from annkit.data.batcher import normalize
 from annkit.data.idx import load_idx
 from annkit.data.playground import make_features
+from annkit.data.preprocess import normalize
 from tests.conftest import assert_user_error, run_annkit
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # where device=auto runs the subprocesses
@@ -327,6 +327,24 @@ def test_csv_missing_a_feature_column_or_holding_text(playground_run, tmp_path, 
         run_annkit("predict", f"checkpoint={ckpt}", "input=text.csv", cwd=tmp_path),
         'line 3, column x2: "one"; line 5, column x2: empty',
     )
+
+
+@pytest.mark.parametrize(("rows", "got"), [("0,1\n0.5\n2,3\n", "1 field"), ("0,1\n1,2,3\n2,3\n", "3 fields")])
+def test_csv_with_a_short_or_long_row_is_refused_as_training_refuses_it(playground_run, tmp_path, precious, rows, got):
+    """Predict reads rows as training does: a row with more or fewer fields than the header is refused, naming
+    the file, the line and both counts, instead of being padded with empty cells or silently cut to the header."""
+    ckpt = playground_run / "checkpoints" / "best.safetensors"
+    (tmp_path / "ragged.csv").write_text("x1,x2\n" + rows)
+    proc = run_annkit(
+        "predict", f"checkpoint={ckpt}", "input=ragged.csv", f"hydra.run.dir={tmp_path / 'p'}", cwd=tmp_path
+    )
+    assert proc.returncode == 2
+    assert_user_error(
+        proc,
+        "Line 3 of",
+        f"ragged.csv has {got} but the header (line 1) has 2 columns (x1, x2). Every row needs one field per column.",
+    )
+    assert not (tmp_path / "p" / "predictions.csv").exists()
 
 
 def test_eval_on_a_dataset_with_other_classes(fashion_run, tmp_path, precious):

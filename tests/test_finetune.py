@@ -19,7 +19,7 @@ from annkit.data.images import select_classes
 from annkit.errors import AnnkitError
 from annkit.finetune import init_from, param_groups, resolve_freeze
 from annkit.models import MLP
-from annkit.tasks.train import build_scheduler
+from annkit.tasks.learning_rate import build_scheduler
 from tests.conftest import assert_user_error, run_annkit
 
 COMMON = ["model.hidden=[64,32]", "dataset.limit_train=3000", "trainer.batch_size=128", "trainer.epochs=2"]
@@ -108,7 +108,7 @@ def test_init_from_bad_checkpoints_through_the_cli(five_class_run, tmp_path, pre
         proc,
         "none of its tensors fits this model",
         "layers.1.weight 64×784 in the checkpoint vs 8×2 here",
-        "784 → 64 → 32 → 5 MLP (relu, batch norm)",
+        "MLP 784 → 64 → 32 → 5 (relu, batch norm)",
         "model.hidden=[64, 32]",
     )
 

@@ -21,9 +21,9 @@ from rich.console import Console
 from annkit.cli import EXAMPLES, SUBCOMMANDS
 from annkit.cpu import CpuLoad, auto_threads
 from annkit.help import leaves, packaged_options
+from annkit.meanings import TASK_MEANINGS, meaning
 from annkit.rundir import discard_if_unused
 from annkit.runtime import Threads
-from annkit.schema import TASK_MEANINGS, meaning
 from annkit.tracking import ConsoleReporter, epoch_columns, format_row
 from tests.conftest import annkit_command, assert_user_error, run_annkit
 

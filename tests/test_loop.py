@@ -7,9 +7,12 @@ import torch
 from torch import nn
 
 from annkit.data import Batcher
+from annkit.fit_state import EarlyStopping, Running, improved
 from annkit.head import Head
-from annkit.loop import EarlyStopping, Hook, Running, evaluate, fit, improved, metric_mode, train_step
+from annkit.loop import Hook, evaluate, train_step
 from annkit.losses import cross_entropy
+from annkit.metrics import metric_mode
+from tests.fitting import fit_with
 
 HEAD = Head("classification", "abc", "ce", "softmax")  # three classes a, b, c; softmax + cross-entropy
 
@@ -91,7 +94,7 @@ def test_fit_learns_and_keeps_the_best_weights():
     model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     rec = Recorder()
-    result = fit(
+    result = fit_with(
         model,
         opt,
         Batcher(x, y, 32, shuffle=True, generator=torch.Generator().manual_seed(0)),
@@ -121,7 +124,7 @@ def test_early_stopping_after_patience_epochs_without_improvement():
     x, y = blobs(64, 0)
     model = nn.Linear(2, 3)
     opt = torch.optim.SGD(model.parameters(), lr=0.0)  # nothing changes: val loss never improves
-    result = fit(
+    result = fit_with(
         model,
         opt,
         Batcher(x, y, 16),
@@ -140,7 +143,7 @@ def test_per_step_schedule_runs_to_its_end():
     model = nn.Linear(2, 3)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=3 * 4)
-    result = fit(
+    result = fit_with(
         model,
         opt,
         Batcher(x, y, 25),
@@ -159,7 +162,7 @@ def test_label_smoothing_only_in_the_training_loss():
     x, y = blobs(50, 0)
     model = nn.Linear(2, 3)
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
-    result = fit(
+    result = fit_with(
         model,
         opt,
         Batcher(x, y, 50),
@@ -184,7 +187,7 @@ def test_fit_augments_training_batches_only():
         return batch
 
     model = nn.Linear(2, 3)
-    fit(
+    fit_with(
         model,
         torch.optim.SGD(model.parameters(), lr=0.1),
         Batcher(x, y, 16),
@@ -217,7 +220,7 @@ def test_epoch_interval_scheduler_and_min_delta_early_stopping():
     model = nn.Linear(2, 3)
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
-    result = fit(
+    result = fit_with(
         model,
         opt,
         Batcher(x, y, 16),
@@ -237,7 +240,7 @@ def test_short_epochs_still_report_progress_once_per_epoch():
     x, y = blobs(40, 0)
     model = nn.Linear(2, 3)
     rec = Recorder()
-    fit(
+    fit_with(
         model,
         torch.optim.SGD(model.parameters(), lr=0.1),
         Batcher(x, y, 10),

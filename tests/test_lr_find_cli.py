@@ -118,10 +118,10 @@ def test_lr_find_curves_in_tensorboard(finder_run):
 
 
 def test_finder_leaves_the_built_model_and_optimizer_bit_for_bit(tmp_path):
-    """On annkit's own setup (batch norm, dropout, AdamW with state, class weights, l2): after find_lr
+    """On annkit's own setup (batch norm, dropout, AdamW with state, class weights, l2): after the search
     with 2 repeats every tensor of model and optimizer and every random stream is as before."""
-    from annkit.tasks.lr_find import find_lr
-    from annkit.tasks.train import build
+    from annkit.tasks.build import build
+    from annkit.tasks.learning_rate import find
 
     cfg = composed(
         "train",
@@ -137,35 +137,37 @@ def test_finder_leaves_the_built_model_and_optimizer_bit_for_bit(tmp_path):
             "lr_find.repeats=2",
         ],
     )
-    setup = build(validate(cfg))
-    step = setup.step()
-    for x, y, w in list(setup.train_batches)[:3]:  # some optimizer state to restore
-        step(x, y, w)
-    before_model = {k: v.clone() for k, v in setup.model.state_dict().items()}
-    before_opt = copy.deepcopy(setup.optimizer.state_dict())
-    before_rng = (torch.get_rng_state(), setup.rng.get_state())
-    find_lr(setup, quiet(), tmp_path)
-    after_opt = setup.optimizer.state_dict()
-    assert all(torch.equal(before_model[k], v) for k, v in setup.model.state_dict().items())
+    resolved = validate(cfg)
+    built = build(resolved)
+    model, optimizer, rng = built.network.model, built.network.optimizer, built.machine.rng
+    for batch in list(built.problem.train)[:3]:  # some optimizer state to restore
+        built.step.objective(model, optimizer, batch)
+    before_model = {k: v.clone() for k, v in model.state_dict().items()}
+    before_opt = copy.deepcopy(optimizer.state_dict())
+    before_rng = (torch.get_rng_state(), rng.get_state())
+    find(resolved, built, quiet(), tmp_path, None)
+    after_opt = optimizer.state_dict()
+    assert all(torch.equal(before_model[k], v) for k, v in model.state_dict().items())
     assert before_opt["param_groups"] == after_opt["param_groups"]
     for i, state in before_opt["state"].items():
         assert all(torch.equal(state[k], after_opt["state"][i][k]) for k in state)
-    assert torch.equal(before_rng[0], torch.get_rng_state()) and torch.equal(before_rng[1], setup.rng.get_state())
+    assert torch.equal(before_rng[0], torch.get_rng_state()) and torch.equal(before_rng[1], rng.get_state())
 
 
 def test_finder_takes_annkits_own_training_step(tmp_path, monkeypatch):
     """The sweep goes through annkit.loop.train_step with the run's loss, weights, penalty and clipping."""
-    import annkit.tasks.train as train_module
-    from annkit.tasks.lr_find import find_lr
+    import annkit.loop
+    from annkit.tasks.build import build
+    from annkit.tasks.learning_rate import find
 
     calls = []
-    real = train_module.train_step
+    real = annkit.loop.train_step
 
     def spy(*args, **kwargs):
         calls.append(kwargs)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "train_step", spy)
+    monkeypatch.setattr(annkit.loop, "train_step", spy)
     cfg = composed(
         "train",
         [
@@ -177,11 +179,16 @@ def test_finder_takes_annkits_own_training_step(tmp_path, monkeypatch):
             "lr_find.steps=20",
         ],
     )
-    setup = train_module.build(validate(cfg))
-    found = find_lr(setup, quiet(), tmp_path)
-    assert len(calls) == len(found.sweeps[0].lrs) + 1 or found.sweeps[0].stop != "end"
+    resolved = validate(cfg)
+    built = build(resolved)
+    found = find(resolved, built, quiet(), tmp_path, None)
+    sw, per_epoch = found.sweeps[0], len(built.problem.train)
+    assert len(calls) == round(sw.epochs * per_epoch) >= len(sw.lrs) >= 10  # every step the sweep took, through it
+    if sw.stop == "end":
+        assert len(calls) == len(sw.lrs) + 1  # one step per rung, and one after the top rung
     assert all(
-        c["penalty"] is setup.penalty and c["grad_clip"] == 0.25 and c["reduction"] == "weighted_mean" for c in calls
+        c["penalty"] is built.network.penalty and c["grad_clip"] == 0.25 and c["reduction"] == "weighted_mean"
+        for c in calls
     )
 
 

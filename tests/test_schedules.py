@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from hydra import compose, initialize_config_module
 
 from annkit.config import validate
 from annkit.errors import AnnkitError
-from annkit.tasks.train import build_scheduler
-from tests.conftest import run_annkit
+from annkit.tasks.learning_rate import build_scheduler
+from tests.conftest import assert_user_error, run_annkit
 
 
 def scheduler_for(*overrides: str, epochs: int, steps: int):
@@ -96,3 +98,26 @@ def test_quick_run_too_short_for_onecycle_says_what_to_do(tmp_path, fashion_dir)
     assert "constant lr (scheduler=auto: 4 steps are too few to warm up a one-cycle schedule" in " ".join(
         ok.stdout.split()
     )
+
+
+def test_a_list_max_lr_is_one_peak_per_parameter_group_or_one_paragraph(tmp_path):
+    """scheduler.max_lr=[…] used to end in a traceback (the header formatted it with :g). One value per group
+    (with optimizer.head_lr_mult: the hidden layers, then the output layer) trains and is shown; any other length
+    is refused in one paragraph."""
+    common = [
+        "dataset=xor",
+        "model.hidden=[4]",
+        "model.norm=none",
+        "scheduler=onecycle",
+        "trainer.epochs=4",
+        "trainer.batch_size=1",
+    ]
+    proc = run_annkit("train", *common, "optimizer.head_lr_mult=2", "scheduler.max_lr=[0.01,0.05]",
+                      "hydra.run.dir=two", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "to max_lr 0.01, 0.05" in " ".join(proc.stdout.split())
+    history = json.loads((tmp_path / "two" / "metrics.json").read_text())["history"]
+    assert max(row["lr"] for row in history) <= 0.01 and len(history) == 4  # lr: the first group's
+    proc = run_annkit("train", *common, "scheduler.max_lr=[0.01,0.05]", "hydra.run.dir=one", cwd=tmp_path)
+    assert_user_error(proc, "scheduler.max_lr=[0.01, 0.05] gives 2 peak(s), but the optimizer has 1 parameter group(s)")
+    assert not (tmp_path / "one").exists()

@@ -119,6 +119,27 @@ def test_every_reader_refuses_a_checkpoint_whose_stored_command_line_is_not_annk
     assert sentinel.read_text() == "precious"
 
 
+SPEC_EDITS = {
+    "an extra argument": (lambda m: m["model"].update(bias=False), "its model is not the arguments"),
+    "a negative width": (lambda m: m["model"].update(hidden=[-4]), "its model's widths are not whole numbers"),
+    "a dropout of 2": (lambda m: m["model"].update(dropout=2.0), "its model's dropout or norm"),
+    "a class as activation": (lambda m: m["model"].update(activation={"name": "os.system"}), "its model's activation"),
+    "another loss": (lambda m: m["head"].update(loss="pickle"), "its head's task, loss or output activation"),
+    "renamed classes": (lambda m: m["head"].update(names=["yes", "no"]), "its head's task and names differ"),
+}
+
+
+@pytest.mark.parametrize("edit", list(SPEC_EDITS))
+def test_the_model_and_head_a_checkpoint_stores_are_checked_before_anything_is_built(xor_run, tmp_path, edit):
+    """Checkpoints store the constructor arguments of the model and the head (issue 16): edited ones are refused."""
+    change, message = SPEC_EDITS[edit]
+    bad = craft(xor_run / "checkpoints" / "best.safetensors", tmp_path / "best.safetensors", change)
+    with pytest.raises(AnnkitError, match=re.escape(message)):
+        load_model(bad)
+    meta = load_checkpoint(xor_run / "checkpoints" / "best.safetensors").meta
+    assert meta["model"]["hidden"] == [2] and meta["head"]["names"] == meta["data"]["classes"]
+
+
 def test_resume_eval_predict_and_init_from_refuse_it_through_the_cli_and_the_file_stays_whole(tmp_path, xor_run):
     """The attack of the issue, as a user meets it: Hydra's file handler pointed at a file of yours,
     in mode w. The file stays byte for byte, and nothing of the run dir changes."""

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,46 +33,18 @@ from safetensors.torch import save
 from annkit import __version__
 from annkit.commands import command, override, shown
 from annkit.errors import AnnkitError
+from annkit.fit_state import FitState
 from annkit.head import output_width
-from annkit.loop import FitState, Hook
+from annkit.loop import Hook
 from annkit.memory import check_fits, widths_of
-from annkit.models import MLP
+from annkit.models import MLP, describe_model
+from annkit.records import atomic_write_bytes
 from annkit.trust import check_meta
 
 FORMAT = "annkit.checkpoint/2"
 READABLE = ("annkit.checkpoint/1", FORMAT)  # /1: weights and meta only (no training state)
 META_KEY = "annkit"
 STATE = "state/"  # prefix of the training-state tensors
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it private (0600); a checkpoint is as readable as any file
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # a second Ctrl-C mid-write included: the temporary file goes, the old file stays
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
 
 
 # ── training state: a tree of dicts / lists / numbers / strings / tensors, split into JSON + tensors ──
@@ -272,31 +242,38 @@ def describe_mismatch(match: Match, limit: int = 4) -> str:
     return "; ".join(parts)
 
 
+def model_spec(meta: dict[str, Any]) -> dict[str, Any]:
+    """The constructor arguments of a checkpoint's network (``MLP(**spec)``). Checkpoints store them since issue 16;
+    for one written before, the same arguments are read, once and here only, from the config keys it kept."""
+    if "model" in meta:
+        return meta["model"]
+    model, data = meta["config"]["model"], meta["data"]
+    return {
+        "in_features": math.prod(data["input_shape"]), "hidden": list(model["hidden"]),
+        "out_features": output_width(data["task"], len(data["classes"]), meta["config"]["loss"]["name"]),
+        "activation": model.get("activation", "relu"), "dropout": model.get("dropout", 0.0), "norm": model.get("norm", "none"),
+        "input_dropout": model.get("input_dropout", 0.0),  # MLP's defaults, for keys older runs did not have
+    }  # fmt: skip
+
+
+def head_spec(meta: dict[str, Any]) -> dict[str, Any]:
+    """The constructor arguments of a checkpoint's head (``Head(**spec, device=…)``); for a checkpoint written
+    before issue 16, read from its config's loss and its data section."""
+    if "head" in meta:
+        return meta["head"]
+    loss, data = meta["config"]["loss"], meta["data"]
+    return {"task": data["task"], "names": list(data["classes"]), "loss": loss["name"], "output": data["output_activation"],
+            "label_smoothing": loss.get("label_smoothing", 0.0), "pos_weight": loss.get("pos_weight")}  # fmt: skip
+
+
 def architecture(meta: dict[str, Any]) -> str:
-    """'784 → 64 → 10 MLP (relu, batch norm)' from a checkpoint's metadata."""
-    m, d = meta["config"]["model"], meta["data"]
-    widths = [
-        math.prod(d["input_shape"]),
-        *m["hidden"],
-        output_width(d["task"], len(d["classes"]), meta["config"]["loss"]["name"]),
-    ]
-    act = m["activation"] if isinstance(m["activation"], str) else m["activation"].get("name")
-    extras = [act] + ([f"{m['norm']} norm"] if m["norm"] != "none" else [])
-    return f"{' → '.join(map(str, widths))} MLP ({', '.join(extras)})"
+    """'MLP 784 → 64 → 10 (relu, batch norm)': a checkpoint's network, described as every header describes one."""
+    return describe_model(model_spec(meta))
 
 
 def model_from_meta(meta: dict[str, Any]) -> MLP:
-    """The untrained network a checkpoint's metadata describes (its config's model, its data's shape)."""
-    m, d = meta["config"]["model"], meta["data"]
-    return MLP(
-        math.prod(d["input_shape"]),
-        m["hidden"],
-        output_width(d["task"], len(d["classes"]), meta["config"]["loss"]["name"]),
-        activation=m["activation"],
-        dropout=m["dropout"],
-        norm=m["norm"],
-        input_dropout=m["input_dropout"],
-    )
+    """The untrained network a checkpoint's metadata describes."""
+    return MLP(**model_spec(meta))
 
 
 def load_strict(model: torch.nn.Module, ckpt: Checkpoint, what: str) -> None:
@@ -316,12 +293,8 @@ def load_model(path: Path | str, device: str | torch.device = "cpu") -> tuple[to
     ckpt = load_checkpoint(path, device)
     if "config" not in ckpt.meta or not {"preprocessing", "output_activation"} <= set(ckpt.meta.get("data", {})):
         raise _not_a_checkpoint(ckpt.path, "its metadata lacks the config and data sections a run writes")
-    d = ckpt.meta["data"]
-    widths = widths_of(
-        math.prod(d["input_shape"]),
-        ckpt.meta["config"]["model"]["hidden"],
-        output_width(d["task"], len(d["classes"]), ckpt.meta["config"]["loss"]["name"]),
-    )
+    spec = model_spec(ckpt.meta)
+    widths = widths_of(spec["in_features"], spec["hidden"], spec["out_features"])
     check_fits(widths, torch.device(device), norm=False, batch=1, eval_batch=1, slots=None, what=f"The model of {path}")
     model = model_from_meta(ckpt.meta).to(device)
     load_strict(model, ckpt, f"the {architecture(ckpt.meta)} its own metadata describes (the file was edited)")
@@ -351,7 +324,7 @@ class Checkpointer(Hook):
     - ``step-<step>.safetensors``: copies of the ``keep_last`` most recent ``last`` files.
 
     ``capture()`` returns the training state (optimizer, scheduler, RNGs, the loop's
-    :class:`~annkit.loop.FitState`); ``progress`` is that same FitState, read for the epoch and step.
+    :class:`~annkit.loop.FitState`); ``state`` is that same FitState, read for the epoch and step.
     """
 
     def __init__(
@@ -360,11 +333,11 @@ class Checkpointer(Hook):
         model: torch.nn.Module,
         meta: dict[str, Any],
         capture: Callable[[], dict[str, Any]],
-        progress: FitState,
+        state: FitState,
         *,
         keep_last: int = 0,
     ) -> None:
-        self.folder, self.model, self.meta, self.capture, self.progress = Path(folder), model, meta, capture, progress
+        self.folder, self.model, self.meta, self.capture, self.state = Path(folder), model, meta, capture, state
         self.keep_last = keep_last
 
     def _meta(self, **where: Any) -> dict[str, Any]:
@@ -372,7 +345,7 @@ class Checkpointer(Hook):
 
     def save(self) -> Path:
         """Write ``last`` (and its kept copy) for the state as it is now, between two steps."""
-        st = self.progress
+        st = self.state
         meta = self._meta(epoch=st.epoch, step=st.step, batch=st.batch, metrics=st.history[-1] if st.history else {})
         data = serialize_checkpoint(self.model.state_dict(), meta, self.capture())
         last = self.folder / "last.safetensors"

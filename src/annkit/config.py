@@ -10,6 +10,7 @@ the YAML files, not here.
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Mapping
 from importlib.resources import files
 from pathlib import Path
@@ -17,10 +18,9 @@ from typing import Any
 
 import torch
 from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig
 
-from annkit.data.csv_table import csv_columns
+from annkit.data.csv_rows import csv_columns
 from annkit.errors import AnnkitError, did_you_mean, unknown_name
 from annkit.models import make_activation
 from annkit.schema import (  # noqa: F401 - re-exported: the rules are the schema's, the checks that need torch are here
@@ -47,11 +47,13 @@ from annkit.schema import (  # noqa: F401 - re-exported: the rules are the schem
     integer,
     key_rules,
     number,
+    walk,
 )
+from annkit.schema import resolved as resolve_config
 
 
 def check_model(node: Any) -> None:
-    _walk(node, MODEL_SCHEMA, "model")
+    walk(node, MODEL_SCHEMA, "model")
     if (node["width"] is None) != (node["depth"] is None):
         given, missing = ("width", "depth") if node["depth"] is None else ("depth", "width")
         raise AnnkitError(
@@ -94,7 +96,7 @@ def _by_name(node: Any, schemas: Mapping[str, Mapping[str, Any]], group: str) ->
             f"the name only labels a {group}. To switch, pick its file with {group}={name}, not {group}.name=…; "
             f"valid keys of {group}={name}: {', '.join(schemas[name])}."
         )
-    _walk(node, schemas[name], group)
+    walk(node, schemas[name], group)
     if group == "dataset" and name == "playground":
         kinds = CLASSIFICATION_KINDS if node["task"] == "classification" else REGRESSION_KINDS
         if node["kind"] not in kinds:
@@ -111,7 +113,7 @@ def _by_name(node: Any, schemas: Mapping[str, Mapping[str, Any]], group: str) ->
 
 
 def check_lr_find(node: Any) -> None:
-    _walk(node, LR_FIND_SCHEMA, "lr_find")
+    walk(node, LR_FIND_SCHEMA, "lr_find")
     if node["start_lr"] >= node["end_lr"]:
         raise AnnkitError(
             f"lr_find.start_lr={node['start_lr']:g} must be below lr_find.end_lr={node['end_lr']:g}: the finder raises "
@@ -128,38 +130,6 @@ TRAIN_SCHEMA: dict[str, Any] = {
     "lr_find": check_lr_find,
     **RUN_SCHEMA,
 }
-
-
-def _unknown_key(path: str, key: str, valid: list[str]) -> AnnkitError:
-    where = f"{path}." if path else ""
-    return AnnkitError(
-        f"Unknown config key {where}{key}.{did_you_mean(key, valid)} Valid keys"
-        f"{' in ' + path if path else ''}: {', '.join(sorted(valid))}. Remove it, or fix its name; "
-        f"`annkit train --cfg job` prints the whole config."
-    )
-
-
-def _walk(node: Any, schema: Mapping[str, Any], path: str) -> None:
-    if not isinstance(node, Mapping):
-        raise AnnkitError(f"{path} must be a mapping of keys ({', '.join(schema)}), not {node!r}.")
-    for key in node:
-        if key not in schema:
-            raise _unknown_key(path, str(key), list(schema))
-    for key, rule in schema.items():
-        full = f"{path}.{key}" if path else key
-        if key not in node:
-            raise AnnkitError(f"The config has no {full}. Add it (e.g. +{full}=…) or restore the group's YAML file.")
-        value = node[key]
-        if isinstance(rule, Mapping):
-            _walk(value, rule, full)
-        elif isinstance(rule, Rule):
-            if not rule.check(value):
-                raise AnnkitError(
-                    f"{full}={value!r} is not valid: expected {rule.expected}. "
-                    f"Set it with {full}=<value> on the command line or in the config file."
-                )
-        else:  # a whole group checked by a function
-            rule(value)
 
 
 def _target_class(node: Mapping[str, Any], group: str, base: type, examples: str) -> type:
@@ -251,14 +221,8 @@ def check_scheduler(node: Any) -> None:
 
 def validate(cfg: DictConfig, schema: Mapping[str, Any] = TRAIN_SCHEMA) -> dict[str, Any]:
     """Check the whole config; return it resolved as plain containers. Raises AnnkitError."""
-    try:
-        resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-    except OmegaConfBaseException as err:
-        raise AnnkitError(
-            f"The config does not resolve: {str(err).splitlines()[0]}. Check the interpolations (${{…}}) and required (???) values."
-        ) from None
-    assert isinstance(resolved, dict)
-    _walk(resolved, schema, "")
+    resolved = resolve_config(cfg)
+    walk(resolved, schema, "")
     if "optimizer" in schema:
         dry_run_optimization(resolved["optimizer"], resolved["scheduler"])
     if "model" in schema and resolved["model"]["norm"] == "batch" and resolved["trainer"]["batch_size"] < 2:
@@ -345,18 +309,23 @@ def dry_run_optimization(optimizer: dict[str, Any], scheduler: dict[str, Any]) -
     only checks when it runs them (betas, nesterov without momentum, step_size=0, …) fail here,
     before any data is read, and not after an epoch of training."""
     # optimizer.lr=auto (and what interpolates it, e.g. one-cycle's max_lr) stands for the finder's future suggestion
+    mults = [1.0] if optimizer.get("head_lr_mult", 1) == 1 else [1.0, float(optimizer["head_lr_mult"])]
     optimizer = {k: 1e-3 if v == "auto" else v for k, v in optimizer.items() if k not in OPTIMIZER_KEYS}
     scheduler = {k: 1e-3 if v == "auto" else v for k, v in scheduler.items()}
-    param = torch.nn.Parameter(torch.zeros(1))
+    groups = [{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 1e-3 * m, "lr_mult": m} for m in mults]
     try:
-        opt = instantiate(optimizer, _convert_="all")([param])
+        opt = instantiate(optimizer, _convert_="all")(groups)
     except (TypeError, ValueError, RuntimeError) as err:
         raise _torch_refused("optimizer", err) from None
     spec = {k: v for k, v in scheduler.items() if k not in SCHEDULER_KEYS}
     if spec.get("_target_") is None:
         return
-    params = inspect.signature(get_class(spec["_target_"])).parameters
+    cls = get_class(spec["_target_"])
+    params = inspect.signature(cls).parameters
     length = {name: 10_000 for name in ("total_steps", "T_max") if name in params}
+    if issubclass(cls, torch.optim.lr_scheduler.OneCycleLR) and "max_lr" in spec:
+        peaks = one_cycle_peaks(spec["max_lr"], mults)
+        spec["max_lr"] = spec["max_lr"] if peaks is None else peaks
     try:
         sched = instantiate(spec, _convert_="all")(opt, **length)
         for _ in range(2):
@@ -364,3 +333,38 @@ def dry_run_optimization(optimizer: dict[str, Any], scheduler: dict[str, Any]) -
             sched.step()
     except (TypeError, ValueError, RuntimeError, ZeroDivisionError, KeyError) as err:
         raise _torch_refused("scheduler", err) from None
+
+
+def one_cycle_peaks(max_lr: Any, mults: list[float]) -> list[float] | None:
+    """OneCycleLR's max_lr for parameter groups at ``mults`` × lr (optimizer.head_lr_mult: the hidden layers, then
+    the output layer): one number scales with each group's factor, a list gives one peak per group and must have
+    one value per group. None: one number for one group, which torch takes as it is."""
+    if isinstance(max_lr, (list, tuple)):
+        if len(max_lr) != len(mults):
+            groups = "the hidden layers, then the output layer" if len(mults) > 1 else "every layer"
+            raise AnnkitError(
+                f"scheduler.max_lr={list(max_lr)} gives {len(max_lr)} peak(s), but the optimizer has {len(mults)} "
+                f"parameter group(s) ({groups}). Give one number (scheduler.max_lr=0.01; with optimizer.head_lr_mult "
+                f"the output layer's peak is scaled by it), or one per group, e.g. scheduler.max_lr=["
+                f"{', '.join(['0.01'] * len(mults))}]."
+            )
+        return [float(v) for v in max_lr]
+    if len(mults) > 1 and isinstance(max_lr, (int, float)):
+        return [max_lr * m for m in mults]
+    return None
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} → {"a.b": 1}; lists become JSON strings, None "null", bools "true"/"false"."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        elif isinstance(value, bool) or value is None:
+            flat[name] = json.dumps(value)
+        elif isinstance(value, (int, float, str)):
+            flat[name] = value
+        else:
+            flat[name] = json.dumps(value)
+    return flat

@@ -32,7 +32,7 @@ from torch import nn
 from annkit.data import Plane
 from annkit.head import Head
 from annkit.loop import Hook
-from annkit.models import LayerRow
+from annkit.models import LayerRow, eval_mode
 
 # ── the tag scheme ──────────────────────────────────────────────────────────────────────────────
 
@@ -234,12 +234,8 @@ def boundary_figure(
     gx, gy = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
     grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         out = head.activate(model(prepare(torch.as_tensor(plane.inputs(grid), device=device), False)))
-    finally:
-        model.train(was_training)
     out = out.float().cpu().numpy()
     fig = Figure(figsize=(4.2, 4.0), dpi=90)
     ax = fig.add_subplot()
@@ -334,14 +330,19 @@ class Timed:
     """``seconds``: the time spent inside ``with self.timed():`` blocks (what logging cost)."""
 
     seconds: float = 0.0
+    _timing: bool = False  # inside a timed block: an inner one adds nothing (no time is counted twice)
 
     @contextmanager
     def timed(self) -> Iterator[None]:
-        start = time.perf_counter()
+        if self._timing:
+            yield
+            return
+        start, self._timing = time.perf_counter(), True
         try:
             yield
         finally:
             self.seconds += time.perf_counter() - start
+            self._timing = False
 
 
 class Dashboard(Timed, Hook):
@@ -448,12 +449,8 @@ class Dashboard(Timed, Hook):
     @torch.no_grad()
     def misclassified_grid(self, epoch: int, summary: str) -> None:
         x, y = self.val_x[:1024], self.val_y[:1024]
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with eval_mode(self.model):
             pred = self.head.predict(self.model(self.prepare(x, False)))
-        finally:
-            self.model.train(was_training)
         wrong = torch.nonzero(pred != y).flatten()[: self.misclassified]
         if len(wrong) == 0:
             return
@@ -481,12 +478,10 @@ class Dashboard(Timed, Hook):
             block[-1].register_forward_hook(lambda _m, _i, out, i=i: seen.__setitem__(i, out.detach()))
             for i, block in enumerate(blocks)
         ]
-        was_training = self.model.training
-        self.model.eval()
         try:
-            self.model(self.prepare(self.val_x[:512], False))
+            with eval_mode(self.model):
+                self.model(self.prepare(self.val_x[:512], False))
         finally:
-            self.model.train(was_training)
             for handle in handles:
                 handle.remove()
         for i, block in enumerate(blocks):

@@ -17,7 +17,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from annkit.checkpoint import Match, architecture, describe_mismatch, load_checkpoint, match_state, shape_text
+from annkit.checkpoint import (
+    Match,
+    architecture,
+    describe_mismatch,
+    load_checkpoint,
+    match_state,
+    model_spec,
+    shape_text,
+)
 from annkit.errors import AnnkitError
 from annkit.models import MLP
 
@@ -27,7 +35,7 @@ class InitReport:
     """What ``model.init_from`` did, tensor by tensor."""
 
     path: str
-    source: str  # the checkpoint's architecture, e.g. '784 → 64 → 5 MLP (relu)'
+    source: str  # the checkpoint's architecture, e.g. 'MLP 784 → 64 → 5 (relu)'
     epoch: int
     match: Match
     reset: list[str]  # head tensors that fitted but stay fresh because the classes differ
@@ -111,7 +119,7 @@ def init_from(model: MLP, path: str, classes: Sequence[str], device: torch.devic
             f"model.init_from={path}: none of its tensors fits this model, so nothing could be loaded — "
             f"{describe_mismatch(match)}. The checkpoint holds a {architecture(ckpt.meta)}. Fine-tuning loads the "
             f"tensors whose names and shapes agree: give this run the checkpoint's hidden layers (model.hidden="
-            f"{ckpt.meta['config']['model']['hidden']}) and data of the same input size, or drop model.init_from."
+            f"{model_spec(ckpt.meta)['hidden']}) and data of the same input size, or drop model.init_from."
         )
     model.load_state_dict({k: saved[k] for k in match.loaded}, strict=False)
     return InitReport(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +56,12 @@ class Head:
         weights = [pos_weight] if isinstance(pos_weight, (int, float)) else pos_weight
         self.pos_weight = None if weights is None else torch.tensor(list(weights), dtype=torch.float32, device=device)
         self._activate = ACTIVATE[output]
+
+    def spec(self) -> dict[str, Any]:
+        """The constructor's arguments, as a checkpoint stores them (``Head(**spec, device=…)`` builds it again)."""
+        weights = None if self.pos_weight is None else self.pos_weight.tolist()
+        return {"task": self.task, "names": list(self.names), "loss": self.loss, "output": self.output,
+                "label_smoothing": float(self.label_smoothing), "pos_weight": weights}  # fmt: skip
 
     @property
     def k(self) -> int:

@@ -1,5 +1,5 @@
 """``annkit <task> --help``: every key of the task's composed config, grouped, with its default and its
-one-line meaning (:data:`annkit.schema.MEANINGS`), at the terminal's width.
+one-line meaning (:data:`annkit.meanings.MEANINGS`), at the terminal's width.
 
 The config is composed with Hydra's compose API and the command line's overrides, so
 ``annkit train dataset=csv --help`` shows the csv dataset's keys. Nothing here imports torch.
@@ -13,8 +13,8 @@ from importlib.resources import files
 from typing import Any
 
 from annkit.errors import AnnkitError
+from annkit.meanings import TASK_MEANINGS, meaning
 from annkit.overrides import read
-from annkit.schema import TASK_MEANINGS, meaning
 
 # the train config's groups, in the order the help shows them; the last two hold whole experiments / searches
 GROUPS = ("model", "dataset", "loss", "optimizer", "scheduler", "trainer", "logger", "lr_find")

@@ -7,7 +7,7 @@ Inputs are always prepared with the *checkpoint's* statistics — the pixel mean
 features' μ and σ, of the run's training split (``meta["data"]["preprocessing"]``) — never with
 statistics recomputed from the new data, which would shift every input the model sees:
 
-- images: model input = (pixel/255 − mean) / std  (:func:`annkit.data.batcher.normalize`);
+- images: model input = (pixel/255 − mean) / std  (:func:`annkit.data.preprocess.normalize`);
 - tables: x' = (x − μ_train) / σ_train when the run standardised, else x; for ``dataset=playground``
   the features (x1, x2, x1_sq, …) are first computed from the raw point (x1, x2).
 """
@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from annkit.data.batcher import normalize
+from annkit.checkpoint import head_spec
 from annkit.data.playground import make_features
+from annkit.data.preprocess import normalize
 from annkit.errors import AnnkitError
 from annkit.head import Head
 
@@ -31,9 +32,7 @@ RAW_POINT = ["x1", "x2"]  # a playground checkpoint's raw inputs, from which its
 
 def head_from_meta(meta: dict[str, Any], device: torch.device) -> Head:
     """The run's head (task, classes, loss, output activation, pos_weight) from its checkpoint."""
-    loss, data = meta["config"]["loss"], meta["data"]
-    own = {k: v for k, v in loss.items() if k in ("label_smoothing", "pos_weight")}  # the keys only ce / bce have
-    return Head(data["task"], data["classes"], loss["name"], data["output_activation"], device=device, **own)
+    return Head(**head_spec(meta), device=device)
 
 
 def image_preparer(preprocessing: dict[str, Any]) -> Prepare:

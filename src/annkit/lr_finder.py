@@ -244,19 +244,9 @@ def analyze(
     empty: dict[str, float | None] = dict.fromkeys(RULES)
     if used < 5:
         lr = float(all_lrs[min(used, len(all_lrs) - 1)]) if len(all_lrs) else float("nan")
-        return Analysis(
-            [],
-            used,
-            None,
-            None,
-            empty,
-            False,
-            math.nan,
-            math.nan,
-            math.nan,
-            math.nan,
-            {"nan_at_start": DIAGNOSTICS["nan_at_start"].format(n=used, lr=lr)},
-        )
+        nan = math.nan
+        diagnostics = {"nan_at_start": DIAGNOSTICS["nan_at_start"].format(n=used, lr=lr)}
+        return Analysis([], used, None, None, empty, False, nan, nan, nan, nan, diagnostics)
     s = smooth(10**x, y, sigma)
     i_min = int(np.argmin(s))
     start, low = float(s[0]), float(s[i_min])

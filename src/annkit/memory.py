@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from annkit.data.csv_table import csv_columns
+from annkit.data.csv_rows import csv_columns
 from annkit.data.sources import DATASETS
 from annkit.errors import AnnkitError
 

@@ -9,8 +9,9 @@ dropout; then a linear head producing one logit per class. ``hidden=[]`` is soft
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +105,32 @@ def make_activation(spec: str | Mapping[str, Any]) -> nn.Module:
         ) from None
 
 
+def describe_model(spec: Mapping[str, Any]) -> str:
+    """The one description of a network, from its constructor's arguments (:attr:`MLP.spec`):
+    'MLP 784 → 1024 → 10 (relu, batch norm, dropout 0.2)' or 'linear 2 → 1 (logistic regression)'."""
+    widths = " → ".join(str(w) for w in [spec["in_features"], *spec["hidden"], spec["out_features"]])
+    if not spec["hidden"]:
+        return f"linear {widths} ({'logistic' if spec['out_features'] == 1 else 'softmax'} regression)"
+    extras = [activation_name(spec["activation"])]
+    if spec["norm"] != "none":
+        extras.append(f"{spec['norm']} norm")
+    if spec["dropout"]:
+        extras.append(f"dropout {spec['dropout']:g}")
+    return f"MLP {widths} ({', '.join(extras)})"
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` in eval mode (dropout off, batch norm's running statistics) for the block, then back in the mode
+    it was in, also when the block raises."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 class MLP(nn.Module):
     """A multilayer perceptron over flattened inputs: in → hidden[0] → … → out logits."""
 
@@ -120,6 +147,12 @@ class MLP(nn.Module):
         super().__init__()
         if norm not in NORMS:
             raise unknown_name("norm", norm, NORMS, "Set model.norm=none, batch or layer.")
+        # the constructor's arguments, as a checkpoint stores them (MLP(**spec) builds this network again)
+        self.spec: dict[str, Any] = {
+            "in_features": int(in_features), "hidden": [int(h) for h in hidden], "out_features": int(out_features),
+            "activation": activation if isinstance(activation, str) else dict(activation), "dropout": float(dropout),
+            "norm": norm, "input_dropout": float(input_dropout),
+        }  # fmt: skip
         layers: list[nn.Module] = [nn.Flatten()]
         if input_dropout > 0:
             layers.append(nn.Dropout(input_dropout))
@@ -204,14 +237,11 @@ def summarize(model: nn.Module, input_shape: Sequence[int]) -> list[LayerRow]:
                 )
 
             hooks.append(module.register_forward_hook(hook))
-    was_training = model.training
     device = next(model.parameters()).device
     try:
-        model.eval()
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(torch.zeros(2, *input_shape, device=device))
     finally:
-        model.train(was_training)
         for h in hooks:
             h.remove()
     return rows

@@ -13,12 +13,11 @@ from hydra.errors import HydraException
 from hydra.utils import get_class
 
 from annkit.checkpoint import Checkpoint, load_checkpoint, peek
-from annkit.commands import command, override
-from annkit.config import portable, validate
+from annkit.commands import command, override, shown
+from annkit.config import flatten, portable, validate
 from annkit.data import check_same_file
 from annkit.errors import AnnkitError
 from annkit.overrides import key_of, read
-from annkit.tracking import flatten, shown
 from annkit.trust import replayable
 
 FILE_KEYS = (

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from annkit.errors import AnnkitError
+from annkit.errors import AnnkitError, did_you_mean
 
 # ── names that the config refers to (the modules that implement them import these) ──────────────
 TASK_METRICS = {  # the scalar metrics each task reports (usable as trainer.best_metric / early_stopping.metric as val/<name>)
@@ -376,162 +376,61 @@ PATH_KEYS = (
 )
 
 
-# ── what each key means: one line each, shown by `annkit <task> --help` (a test checks every key has one) ──
-# "<group>.<key>@<option>" is the meaning under that option of the group, where it differs from the plain key's.
-MEANINGS: dict[str, str] = {
-    "resume": "a run dir or checkpoint to go on with, exactly where it stopped (null: a new run)",
-    # model
-    "model.name": "a label, shown in TensorBoard's hparams and kept in the checkpoint",
-    "model.hidden": "widths of the hidden layers; [] is logistic / softmax regression",
-    "model.width": "with model.depth: hidden = [width] × depth (a search's knobs); null: use model.hidden",
-    "model.depth": "the number of hidden layers of model.width units; null: use model.hidden",
-    "model.activation": "the hidden units' activation: relu, tanh, sigmoid, gelu, … or {name: leaky_relu, negative_slope: 0.1}",
-    "model.dropout": "dropout after every hidden activation (0 = off)",
-    "model.input_dropout": "dropout on the inputs (Hinton et al. 2012 used 0.2 on pixels)",
-    "model.norm": "none | batch | layer: a normalisation after each hidden Linear",
-    "model.output_activation": "auto (from the loss: ce → softmax, bce → sigmoid, …) | identity | sigmoid | softmax | tanh",
-    "model.init_from": "fine-tuning: a checkpoint whose matching weights start this model",
-    "model.freeze": "null | all_but_head | [layer indices]: dense layers kept fixed (-1 is the output layer)",
-    # dataset
-    "dataset.name": "which dataset this is (pick one with dataset=<option>, not dataset.name)",
-    "dataset.root": "the folder with the four IDX files (looked in first; null: only dataset.search)",
-    "dataset.search": "more folders to look in for the IDX files, in order",
-    "dataset.download": "download through torchvision when no folder has the files",
-    "dataset.verify": "check each IDX file's md5 against the official release",
-    "dataset.val_size": "validation rows carved from the training file (a seeded shuffle)",
-    "dataset.val_size@playground": "the share of the points, from the held-out rest, to validate on",
-    "dataset.val_size@csv": "validation rows: a number, or a share in [0, 1) (unless dataset.val is a file)",
-    "dataset.classes": "a subset of the classes (indices or names), e.g. [0,1,2,3,4]; null: all",
-    "dataset.limit_train": "use only the first N training samples (null: all)",
-    "dataset.class_fraction": "training split only: keep this share of each class, e.g. [1,1,0.1,…] (null: all)",
-    "dataset.label_noise.fraction": 'share of training samples labelled by a "crowd" (0 = off)',
-    "dataset.label_noise.error_rate": "chance that a crowd label is wrong (another class, uniformly)",
-    "dataset.label_noise.weight": "the sample weight of the crowd's samples (the experts' keep 1)",
-    "dataset.sample_weight": "a file with one weight per training sample (.npy, or one number a line)",
-    "dataset.sample_weight@csv": "a column of the table, or a file with one weight per row of the training file",
-    "dataset.augment.hflip": "mirror half of the training images left-right",
-    "dataset.augment.shift": "shift training images by up to this many pixels in x and y (0 = off)",
-    "dataset.copies": "the training set is the 4 rows of the truth table repeated this many times",
-    "dataset.noise": "std of Gaussian jitter added to the inputs of every training copy (0 = exact)",
-    "dataset.noise@playground": "0 … 0.5: TF Playground's noise slider / 100",
-    "dataset.gate": "the logic gate: and | or | nand | nor | xor",
-    "dataset.kind": "the playground set: circle | xor | gauss | spiral (classification), plane | gauss (regression)",
-    "dataset.task": "classification | regression (the playground's problem type)",
-    "dataset.task@csv": "auto | classification | regression | multilabel (auto: text or ≤ 20 integers → classes)",
-    "dataset.n": "the number of points generated",
-    "dataset.train_ratio": "the share of the points to train on (the playground's ratio slider)",
-    "dataset.features": "the inputs, any of x1, x2, x1_sq, x2_sq, x1_x2, sin_x1, sin_x2",
-    "dataset.features@csv": "the input columns in order; null: every column but the target(s) and weights",
-    "dataset.standardize": "inputs → (x − μ_train) / σ_train, fitted on the training split only",
-    "dataset.path": "one CSV file with a header row, split into train / val / test",
-    "dataset.train": "or: a training CSV file (with dataset.val / dataset.test, or carved from it)",
-    "dataset.val": "an optional validation CSV file (the training file's columns)",
-    "dataset.test": "an optional test CSV file (the training file's columns)",
-    "dataset.target": "the column to predict, or a list of columns (several 0/1 columns: multi-label)",
-    "dataset.test_size": "test rows: a number, or a share in [0, 1) (unless dataset.test is a file)",
-    "dataset.delimiter": "the field separator: one character, or tab",
-    # loss
-    "loss.name": "which loss this is (pick one with loss=ce|bce|mse)",
-    "loss.label_smoothing": "ε: targets (1 − ε)·one-hot + ε/K (0 = plain one-hot)",
-    "loss.pos_weight": "bce: the weight of the positive term, one number or one per label (null = 1)",
-    "loss.class_weights": "null | [w_0, …] | balanced (w_c = n / (K·n_c)): multiplies the sample weights",
-    "loss.reduction": "mean: Σ wᵢℓᵢ / N | weighted_mean: Σ wᵢℓᵢ / Σ wᵢ",
-    "loss.l2": "λ: adds λ/(2m) · Σ W² over the weight matrices (not biases)",
-    "loss.l1": "λ₁: adds λ₁/m · Σ |W| over the weight matrices",
-    # optimizer (torch.optim's arguments, and annkit's head_lr_mult)
-    "optimizer._target_": "the torch.optim class",
-    "optimizer._partial_": "always true: annkit passes the parameters",
-    "optimizer.lr": "the learning rate, or auto: run the LR range test first and train at its suggestion",
-    "optimizer.betas": "Adam's decay rates of the first and second moment estimates",
-    "optimizer.eps": "added to the denominator for numerical stability",
-    "optimizer.weight_decay": "weight decay (decoupled for AdamW, an L2 term in the gradient otherwise)",
-    "optimizer.fused": "one fused kernel per step (CPU, CUDA, MPS): faster steps, the same update",
-    "optimizer.momentum": "the momentum factor (0 = none)",
-    "optimizer.nesterov": "Nesterov momentum",
-    "optimizer.alpha": "RMSprop's smoothing constant of the squared-gradient average",
-    "optimizer.head_lr_mult": "annkit's: the output layer trains at lr × this (e.g. 10 for a new head)",
-    # scheduler
-    "scheduler._target_": "the torch.optim.lr_scheduler class (null: a constant lr)",
-    "scheduler._partial_": "always true: annkit passes the optimizer and the schedule's length",
-    "scheduler.interval": "annkit's: advance the schedule after every batch (step) or every epoch (epoch)",
-    "scheduler.if_too_short": "annkit's: a run too short for the one-cycle warm-up trains at a constant lr (constant) or is refused",
-    "scheduler.max_lr": "one-cycle's peak lr (by default optimizer.lr)",
-    "scheduler.pct_start": "the share of the steps spent warming up to max_lr",
-    "scheduler.anneal_strategy": "cos | linear: the shape of the warm-up and the annealing",
-    "scheduler.div_factor": "the first lr is max_lr / div_factor",
-    "scheduler.final_div_factor": "the last lr is the first / final_div_factor",
-    "scheduler.eta_min": "the lowest lr of the cosine",
-    "scheduler.step_size": "epochs (or steps) between two decays",
-    "scheduler.gamma": "the factor each decay multiplies the lr by",
-    # trainer
-    "trainer.epochs": "passes over the training split",
-    "trainer.batch_size": "training samples per step (the global batch under torchrun)",
-    "trainer.eval_batch_size": "validation / test samples per forward pass (no gradients)",
-    "trainer.device": "auto (cuda > mps > cpu) | cpu | cuda | cuda:N | mps",
-    "trainer.precision": "auto (bf16 autocast on CUDA, fp32 elsewhere) | fp32 | bf16",
-    "trainer.compile": "run the training steps through torch.compile (worth it on GPUs)",
-    "trainer.threads": "torch's CPU threads: auto, or a number",
-    "trainer.seed": "seeds the split, init, shuffling, dropout and augmentation",
-    "trainer.deterministic": "torch.use_deterministic_algorithms (slower on GPU, bit-reproducible)",
-    "trainer.grad_clip": "the largest global L2 norm of the gradients (null: no clipping)",
-    "trainer.best_metric": "picks best.safetensors and the weights the test set is scored with (auto: val/accuracy, val/loss for regression)",
-    "trainer.early_stopping.metric": "stop when this has not improved …",
-    "trainer.early_stopping.patience": "… for this many epochs (null: never stop early)",
-    "trainer.early_stopping.min_delta": "the smallest change that counts as an improvement",
-    "trainer.log_every": "training steps between progress and TensorBoard updates (one host read each)",
-    "trainer.print_every": "print every N-th epoch row (auto: about 50 rows); the best and last rows always print",
-    "trainer.nan_policy": "a NaN / inf training loss: stop (keep the last good checkpoint, exit 3) | skip_batch",
-    "trainer.overwrite": "true: a run dir that holds a run is moved aside to <dir>.old-<time> (never deleted)",
-    "trainer.checkpoint.every_n_steps": "also write last.safetensors every N training steps (null: once an epoch)",
-    "trainer.checkpoint.keep_last": "also keep the K most recent last.safetensors as step-<step>.safetensors",
-    # logger
-    "logger.confusion": "a confusion-matrix image at every validation, and the test split's",
-    "logger.images_every": "decision boundary / misclassified images every N epochs (auto: about 5 a run; 0 = never)",
-    "logger.misclassified": "images in the misclassified grid (image datasets)",
-    "logger.boundary_resolution": "grid points per side of the decision-boundary picture",
-    "logger.histograms": "histograms of weights, biases, gradients and activations per dense layer",
-    "logger.histograms_every": "… every N epochs (and at the last)",
-    # lr_find
-    "lr_find.start_lr": "the first rung of the lr ladder (> 0)",
-    "lr_find.end_lr": "the last rung; the sweep stops earlier when the loss blows up",
-    "lr_find.steps": "rungs, both ends included: one training batch each",
-    "lr_find.mode": "exp: rungs evenly spaced in log(lr) | linear: evenly spaced in lr",
-    "lr_find.repeats": "independent sweeps; more than 1 reports the median and its spread",
-    "lr_find.seed": "null: trainer.seed; repeat r uses seed + r",
-    "lr_find.holdout_batches": "> 0: also score this many fixed validation batches (a second curve)",
-    "lr_find.holdout_every": "rungs between two scorings of the held-out batches",
-    "lr_find.smooth": "Gaussian smoothing of the loss curve, σ in decades of lr",
-    "lr_find.diverge": "stop once the loss is back above min + diverge × (start − min)",
-    "lr_find.offset": "the suggestion: this many decades above the half-drop point …",
-    "lr_find.margin": "… and at least this many decades below the blow-up edge",
-    "lr_find.one_cycle_peak": "optimizer.lr=auto with a one-cycle schedule peaks at: suggestion | band_top",
-}
-# the top-level keys of the other tasks' configs
-TASK_MEANINGS: dict[str, dict[str, str]] = {
-    "eval": {
-        "checkpoint": "the .safetensors file an annkit run wrote (required)",
-        "split": "test | val | train: the run's own split, as it held it out",
-        "device": "auto (cuda > mps > cpu) | cpu | cuda | cuda:N | mps",
-        "overwrite": "true: a run dir that holds a run is moved aside to <dir>.old-<time> (never deleted)",
-        "batch_size": "rows per forward pass",
-        "dataset": "null: the checkpoint's own dataset; dataset=<name> another; dataset.<key>=… changes one key",
-    },
-    "predict": {
-        "checkpoint": "the .safetensors file an annkit run wrote (required)",
-        "input": "a .csv file, an image, or a folder of images (required)",
-        "device": "auto (cuda > mps > cpu) | cpu | cuda | cuda:N | mps",
-        "overwrite": "true: a run dir that holds a run is moved aside to <dir>.old-<time> (never deleted)",
-        "batch_size": "rows per forward pass",
-    },
-    "board": {
-        "logdir": "the folder TensorBoard searches (recursively) for runs' tb/ event files",
-        "port": "the port to serve on (0: any free port)",
-        "host": "127.0.0.1, ::1 or localhost: this machine only",
-        "reload_interval": "seconds between looks for new data (0: load once)",
-    },
+def unknown_key(path: str, key: str, valid: list[str], task: str = "train") -> AnnkitError:
+    where = f"{path}." if path else ""
+    return AnnkitError(
+        f"Unknown config key {where}{key}.{did_you_mean(key, valid)} Valid keys"
+        f"{' in ' + path if path else ''}: {', '.join(sorted(valid))}. Remove it, or fix its name; "
+        f"`annkit {task} --cfg job` prints the whole config."
+    )
+
+
+def walk(node: Any, schema: Mapping[str, Any], path: str, task: str = "train") -> None:
+    """Check a resolved config against ``schema``: no unknown key, every key present, each value meeting its
+    :class:`Rule` (or a whole group's check function). The one validator of every task's config (annkit board's
+    too: this module imports no torch). Raises AnnkitError, one paragraph per problem."""
+    if not isinstance(node, Mapping):
+        raise AnnkitError(f"{path} must be a mapping of keys ({', '.join(schema)}), not {node!r}.")
+    for key in node:
+        if key not in schema:
+            raise unknown_key(path, str(key), list(schema), task)
+    for key, rule in schema.items():
+        full = f"{path}.{key}" if path else key
+        if key not in node:
+            raise AnnkitError(f"The config has no {full}. Add it (e.g. +{full}=…) or restore the group's YAML file.")
+        value = node[key]
+        if isinstance(rule, Mapping):
+            walk(value, rule, full, task)
+        elif isinstance(rule, Rule):
+            if not rule.check(value):
+                raise AnnkitError(
+                    f"{full}={value!r} is not valid: expected {rule.expected}. "
+                    f"Set it with {full}=<value> on the command line or in the config file."
+                )
+        else:  # a whole group checked by a function
+            rule(value)
+
+
+# annkit board's keys (configs/board.yaml), checked by :func:`walk` like every task's config
+BOARD_SCHEMA: dict[str, Any] = {
+    "logdir": Rule(lambda v: isinstance(v, str) and v != "", "a folder path, e.g. logdir=outputs"),
+    "port": integer(0, 65535),
+    "host": Rule(lambda v: isinstance(v, str) and v != "", "a loopback address: 127.0.0.1, ::1 or localhost"),
+    "reload_interval": number(0.0),
 }
 
 
-def meaning(key: str, option: str | None = None) -> str | None:
-    """The one-line meaning of train config key ``key`` (under its group's ``option``, where it differs)."""
-    return MEANINGS.get(f"{key}@{option}") or MEANINGS.get(key)
+def resolved(cfg: Any) -> dict[str, Any]:
+    """A composed config as plain containers, its interpolations resolved, or one paragraph saying which not."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        values = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as err:
+        raise AnnkitError(
+            f"The config does not resolve: {str(err).splitlines()[0]}. Check the interpolations (${{…}}) and required "
+            f"(???) values."
+        ) from None
+    assert isinstance(values, dict)
+    return values

@@ -17,6 +17,7 @@ from hydra.experimental.callback import Callback
 from rich.text import Text
 
 from annkit.commands import command, override
+from annkit.records import write_record
 
 
 def objective(metrics: dict[str, Any]) -> float:
@@ -133,5 +134,5 @@ class SweepSummary(Callback):
         summary = summarize(read_jobs(sweep_dir))
         if not summary["jobs"]:
             return
-        (sweep_dir / "sweep_summary.json").write_text(json.dumps(summary, indent=2))
+        write_record(sweep_dir / "sweep_summary.json", summary)
         show(summary, sweep_dir)

@@ -394,22 +394,6 @@ def per_class(
     return []
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} → {"a.b": 1}; lists become JSON strings, None "null", bools "true"/"false"."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        elif isinstance(value, bool) or value is None:
-            flat[name] = json.dumps(value)
-        elif isinstance(value, (int, float, str)):
-            flat[name] = value
-        else:
-            flat[name] = json.dumps(value)
-    return flat
-
-
 class TensorBoardLogger(Timed, Hook):
     """Scalars under annkit's tag scheme (:mod:`annkit.dashboard`): per epoch every metric of the
     row (``loss/train``, ``acc/val``, ``recall/val/<class>``, ``lr``, ``time/*``,
@@ -417,16 +401,22 @@ class TensorBoardLogger(Timed, Hook):
     the end the hparams of the run with its real final metrics (``final/*``). ``seconds`` adds up
     the time spent writing (the cost of logging, which metrics.json reports)."""
 
-    def __init__(self, log_dir: Path, config_yaml: str, purge_step: int | None = None) -> None:
+    def __init__(self, log_dir: Path, purge_step: int | None = None) -> None:
         """``purge_step``: a resumed run's first step. TensorBoard then hides the events an earlier
         process wrote at that step or later (after its last checkpoint), so curves do not double."""
         from torch.utils.tensorboard import SummaryWriter
 
         started = time.perf_counter()
         self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
-        if purge_step is None:  # four-space indent = a markdown code block in TensorBoard's text tab
-            self.writer.add_text("config", "\n".join("    " + line for line in config_yaml.splitlines()), 0)
+        self.resumed = purge_step is not None
         self.seconds = time.perf_counter() - started
+
+    def config(self, config_yaml: str) -> None:
+        """The run's config as text (a new run's; a resumed one wrote it already): four-space indent = a markdown
+        code block in TensorBoard's text tab."""
+        if not self.resumed:
+            with self.timed():
+                self.writer.add_text("config", "\n".join("    " + line for line in config_yaml.splitlines()), 0)
 
     def describe(self, task: str, penalty: bool, model_markdown: str) -> None:
         """A new run's custom-scalars layout (train and val on one chart) and its model summary."""
@@ -435,7 +425,8 @@ class TensorBoardLogger(Timed, Hook):
             self.writer.add_text("model", model_markdown, 0)
 
     def scalar(self, tag: str, value: float, step: int) -> None:
-        self.writer.add_scalar(tag, value, step)
+        with self.timed():
+            self.writer.add_scalar(tag, value, step)
 
     def on_log(self, *, step: int, epoch: int, lr: float, metrics: dict[str, float]) -> None:
         with self.timed():
@@ -453,7 +444,8 @@ class TensorBoardLogger(Timed, Hook):
             self.writer.flush()
 
     def text(self, tag: str, markdown: str, step: int) -> None:
-        self.writer.add_text(tag, markdown, step)
+        with self.timed():
+            self.writer.add_text(tag, markdown, step)
 
     def finish(
         self,

@@ -38,7 +38,7 @@ from annkit.config import (
 from annkit.errors import AnnkitError
 from annkit.models import make_activation
 from annkit.overrides import _PARSER, group_options
-from annkit.schema import OUTPUT_ACTIVATIONS, TASK_METRICS
+from annkit.schema import NORM_NAMES, OUTPUT_ACTIVATIONS, TASK_METRICS
 
 SWEEP_ONLY = ("hparams_search",)  # groups that only steer a sweep: a resumed run (one job) leaves them out
 MAX_INPUTS = 10**8  # input features a checkpoint may claim (a 10,000 × 10,000 image); more is not a real run
@@ -132,6 +132,8 @@ def check_meta(meta: Any, path: Path | str) -> None:
         _check_config(meta["config"], path)
     if "data" in meta:
         _check_data(meta["data"], path)
+    if "model" in meta or "head" in meta:
+        _check_specs(meta, path)
 
 
 def _check_config(config: Any, path: Path | str) -> None:
@@ -207,3 +209,42 @@ def _check_data(data: Any, path: Path | str) -> None:
             bad = "the table preprocessing's μ and σ are not one number per feature (σ > 0)"
     if bad:
         raise untrusted(path, f"its data section does not hold: {bad}")
+
+
+MODEL_SPEC = ("in_features", "hidden", "out_features", "activation", "dropout", "norm", "input_dropout")
+HEAD_SPEC = ("task", "names", "loss", "output", "label_smoothing", "pos_weight")
+
+
+def _count(v: Any, hi: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= hi
+
+
+def _check_specs(meta: dict[str, Any], path: Path | str) -> None:
+    """The constructor arguments of the model and the head (written since issue 16): exactly the arguments, each of
+    a type and size a run can have, and agreeing with the data section."""
+    model, head, data = meta.get("model"), meta.get("head"), meta.get("data")
+    bad = None
+    if not isinstance(model, dict) or tuple(model) != MODEL_SPEC:
+        bad = f"its model is not the arguments {', '.join(MODEL_SPEC)}"
+    elif not (_count(model["in_features"], MAX_INPUTS) and _count(model["out_features"], MAX_INPUTS)
+              and isinstance(model["hidden"], list) and all(_count(w, MAX_INPUTS) for w in model["hidden"])):  # fmt: skip
+        bad = "its model's widths are not whole numbers ≥ 1"
+    elif not (_numbers([model["dropout"], model["input_dropout"]]) and 0 <= model["dropout"] < 1
+              and 0 <= model["input_dropout"] < 1) or model["norm"] not in NORM_NAMES:  # fmt: skip
+        bad = "its model's dropout or norm is not one a run can have"
+    elif not isinstance(head, dict) or tuple(head) != HEAD_SPEC:
+        bad = f"its head is not the arguments {', '.join(HEAD_SPEC)}"
+    elif (
+        head["task"] not in TASK_METRICS or head["loss"] not in LOSS_SCHEMAS or head["output"] not in OUTPUT_ACTIVATIONS
+    ):
+        bad = "its head's task, loss or output activation is not one annkit has"
+    elif not (_numbers(head["label_smoothing"]) and (head["pos_weight"] is None or _numbers(head["pos_weight"]))):
+        bad = "its head's label smoothing or pos_weight is not a number"
+    elif isinstance(data, dict) and (head["names"] != data.get("classes") or head["task"] != data.get("task")):
+        bad = "its head's task and names differ from its data section's"
+    if bad:
+        raise untrusted(path, bad)
+    try:
+        make_activation(model["activation"])
+    except AnnkitError as err:
+        raise untrusted(path, f"its model's activation does not hold: {str(err).rstrip('.')}") from None

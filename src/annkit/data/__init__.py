@@ -8,18 +8,16 @@ needs to prepare new inputs the same way. :func:`load_data` dispatches on ``data
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from annkit.commands import shown
-from annkit.data.batcher import Batcher, Preprocess, augment, normalize
-from annkit.errors import AnnkitError, unknown_name
+from annkit.data.batcher import Batcher
+from annkit.data.dataset import Data, Plane, Split, check_same_file, file_record, split_indices, split_train_val
+from annkit.data.images import load_image_data
+from annkit.data.preprocess import Preprocess, augment, normalize
+from annkit.data.tabular import load_csv, load_logic, load_playground, load_xor
+from annkit.errors import unknown_name
 
 __all__ = [
     "Batcher",
@@ -36,101 +34,14 @@ __all__ = [
     "split_train_val",
 ]
 
-
-@dataclass
-class Split:
-    x: torch.Tensor  # N×… inputs: uint8 images, or float32 features
-    y: torch.Tensor  # N int64 class indices | N×K float32 0/1 labels (multilabel) | N×T float32 (regression)
-    w: torch.Tensor | None = None  # N float32 per-sample training weights (training split only)
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-
-@dataclass
-class Plane:
-    """A 2-D dataset's input plane (TF Playground's picture): where its points lie, and how a point
-    of the plane becomes a model input — for decision-boundary images."""
-
-    inputs: Callable[[np.ndarray], np.ndarray]  # G×2 points (x1, x2) → G×F float32 inputs, as the splits hold them
-    points: dict[str, np.ndarray]  # split → N×2 coordinates of its samples, in split order
-    extent: tuple[float, float, float, float]  # x1 min, x1 max, x2 min, x2 max
-    axes: tuple[str, str] = ("x1", "x2")
-
-
-@dataclass
-class Data:
-    """A dataset ready to train on: splits on the device plus what the rest of a run needs to know."""
-
-    train: Split
-    val: Split
-    test: Split
-    task: str  # classification | multilabel | regression
-    names: tuple[str, ...]  # class names | label names | target names
-    prepare: Callable[[torch.Tensor, bool], torch.Tensor]  # (raw batch, train?) → model input
-    source: str  # where the data came from (folder, file, generator)
-    preprocessing: dict[str, Any]  # JSON-able: how raw inputs become model inputs (for checkpoints)
-    notes: list[str] = field(default_factory=list)  # shown in the header: inferred task, thinned classes, …
-    plane: Plane | None = None  # 2-D generated data (the playground): its plane, whatever the features
-    files: dict[str, dict[str, str]] = field(
-        default_factory=dict
-    )  # config key → {path, sha256} of each file read (CSV)
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.train.x.shape[1:])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.names)
-
-
-def file_record(path: str | Path) -> dict[str, str]:
-    """``{"path": absolute path, "sha256": hex digest}`` of a data file, for a run's records: a moved
-    file is recognised by its content (:func:`check_same_file`)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return {"path": str(Path(path).absolute()), "sha256": digest.hexdigest()}
-
-
-def check_same_file(key: str, path: str, recorded: dict[str, str], what: str) -> None:
-    """``path`` (given for ``key``) must hold the bytes the run read from ``recorded["path"]``."""
-    if not Path(path).is_file():
-        raise AnnkitError(
-            f"{key}={shown(path)}: there is no such file. Give the file the run read ({recorded['path']}, sha256 "
-            f"{recorded['sha256'][:16]}…) where it is now."
-        )
-    now = file_record(path)["sha256"]
-    if now != recorded["sha256"]:
-        raise AnnkitError(
-            f"{key}={shown(path)} is not the file the run read: its sha256 is {now}, and the run's file ({recorded['path']}) "
-            f"had {recorded['sha256']}. {what} must read the same data, so only a moved or copied file (the same bytes) "
-            f"may be given here. Point {key} at that file, or, to use other data, start a new run."
-        )
-
-
-def split_train_val(n: int, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, val): a seeded permutation of range(n); the first ``val_size`` are val.
-
-    Both index lists are sorted, so ``limit_train`` takes the first N training samples in file
-    order and the validation set does not depend on it.
-    """
-    train, val = split_indices(n, [val_size], seed)
-    return train, val
-
-
-def split_indices(n: int, sizes: list[int], seed: int) -> list[np.ndarray]:
-    """Seeded disjoint index sets: ``sizes[i]`` rows each for the held-out parts, the rest first
-    (the training part). Every list is sorted (file order)."""
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
-    parts, start = [], sum(sizes)
-    parts.append(np.sort(perm[start:]))
-    for size in sizes:
-        parts.append(np.sort(perm[start - size : start]))
-        start -= size
-    return parts
+LOADERS = {
+    "fashion_mnist": load_image_data,
+    "mnist": load_image_data,
+    "xor": load_xor,
+    "logic": load_logic,
+    "playground": load_playground,
+    "csv": load_csv,
+}
 
 
 def load_data(
@@ -138,19 +49,7 @@ def load_data(
 ) -> Data:
     """The dataset ``spec`` describes (the validated ``dataset`` config node), on ``device``.
     ``seed`` drives splits and shaping; ``generator`` (on ``device``) drives augmentation."""
-    # imported here: the loader modules import Data and Split from this package
-    from annkit.data.images import load_image_data
-    from annkit.data.tabular import load_csv, load_logic, load_playground, load_xor
-
-    loaders = {
-        "fashion_mnist": load_image_data,
-        "mnist": load_image_data,
-        "xor": load_xor,
-        "logic": load_logic,
-        "playground": load_playground,
-        "csv": load_csv,
-    }
     name = spec["name"]
-    if name not in loaders:
-        raise unknown_name("dataset", name, loaders, "Pick one with dataset=<name> (see configs/dataset/).")
-    return loaders[name](**spec, seed=seed, device=device, generator=generator)
+    if name not in LOADERS:
+        raise unknown_name("dataset", name, LOADERS, "Pick one with dataset=<name> (see configs/dataset/).")
+    return LOADERS[name](**spec, seed=seed, device=device, generator=generator)

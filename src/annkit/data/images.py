@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from annkit.data import Data, Split, split_train_val
-from annkit.data.batcher import Preprocess, pixel_stats
+from annkit.data.dataset import Data, Split, split_train_val
+from annkit.data.preprocess import Preprocess, pixel_stats
 from annkit.data.shaping import read_weight_file, shape_training_set
 from annkit.data.sources import dataset_spec, load_arrays, locate
 from annkit.errors import AnnkitError

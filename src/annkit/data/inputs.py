@@ -10,8 +10,11 @@ Images
     size exactly: nothing is resized, cropped or padded behind the user's back.
 
 CSV
-    The first non-blank line is the header; every later non-blank line is one row. The named
-    columns must be there (others, e.g. the target, are ignored) and hold finite numbers.
+    Read by the rows reader training uses (:mod:`annkit.data.csv_rows`: encoding, quoting, blank
+    lines, and one field per header column in every row, so a short or long row is refused, never
+    shifted), with the delimiter of the checkpoint's run. The first non-blank line is the header;
+    every later non-blank line is one row. The named columns must be there (others, e.g. the
+    target, are ignored) and hold finite numbers.
 
 Every problem is an :class:`~annkit.errors.AnnkitError` paragraph naming the file (and line,
 column, value), what is valid and what to do.
@@ -19,15 +22,14 @@ column, value), what is valid and what to do.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from annkit.data.csv_rows import checked_rows, csv_rows
 from annkit.errors import AnnkitError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".pnm")
@@ -146,21 +148,25 @@ def read_table(path: Path, columns: Sequence[str], delimiter: str = ",") -> np.n
             f"input={path} is {kind}, but this checkpoint was trained on a table: it takes a CSV file "
             f"({', '.join(TABLE_SUFFIXES)}) with the columns {', '.join(columns)}, one row per prediction."
         )
+    rows_iter = csv_rows(path, delimiter, key="input")
     try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            rows = [
-                (line, [c.strip() for c in row])
-                for line, row in _numbered(csv.reader(f, delimiter=delimiter, skipinitialspace=True))
-            ]
-    except UnicodeDecodeError as err:
-        raise AnnkitError(f"{path} is not UTF-8 text ({err}). Save it as UTF-8 CSV and run again.") from None
-    except csv.Error as err:
-        raise AnnkitError(f"{path} is not a readable CSV file: {err}. Check its quoting and run again.") from None
+        first = next(rows_iter, None)
+        if first is None:
+            raise AnnkitError(
+                f"{path} is empty. Give a CSV file with a header row ({delimiter.join(columns)}) and one row per prediction."
+            )
+        header_line, header = first[0], [c.strip() for c in first[1]]
+        _check_columns(path, header, columns, delimiter)
+        rows, starts = checked_rows(path, rows_iter, header, header_line, delimiter, key="input")
+    finally:
+        rows_iter.close()
     if not rows:
-        raise AnnkitError(
-            f"{path} is empty. Give a CSV file with a header row ({delimiter.join(columns)}) and one row per prediction."
-        )
-    (_, header), body = rows[0], rows[1:]
+        raise AnnkitError(f"{path} has a header but no rows: add one row per prediction under the header.")
+    return _numbers(path, header, columns, rows, starts)
+
+
+def _check_columns(path: Path, header: list[str], columns: Sequence[str], delimiter: str) -> None:
+    """Refuse a header that lacks one of the model's columns (other columns are ignored)."""
     missing = [c for c in columns if c not in header]
     if missing:
         hint = ""
@@ -171,15 +177,19 @@ def read_table(path: Path, columns: Sequence[str], delimiter: str = ",") -> np.n
             f"needs. Its header has: {', '.join(header) or '(nothing)'}.{hint} The model takes the columns "
             f"{', '.join(columns)} (other columns, e.g. the target, are ignored): add or rename them in the file."
         )
-    if not body:
-        raise AnnkitError(f"{path} has a header but no rows: add one row per prediction under the header.")
+
+
+def _numbers(
+    path: Path, header: list[str], columns: Sequence[str], rows: list[list[str]], starts: list[int]
+) -> np.ndarray:
+    """The model's columns of ``rows`` as an N×C float64 array, every cell a finite number."""
     where = [header.index(c) for c in columns]
-    values = np.empty((len(body), len(columns)), dtype=np.float64)
+    values = np.empty((len(rows), len(columns)), dtype=np.float64)
     bad: list[str] = []  # the first few bad cells, for the message
     n_bad = 0
-    for r, (line, cells) in enumerate(body):
+    for r, (line, cells) in enumerate(zip(starts, rows)):
         for j, (col, k) in enumerate(zip(columns, where)):
-            cell = cells[k] if k < len(cells) else ""
+            cell = cells[k].strip()
             try:
                 v = float(cell)
             except ValueError:
@@ -197,14 +207,3 @@ def read_table(path: Path, columns: Sequence[str], delimiter: str = ",") -> np.n
             f"(no text, empty cells, nan or inf): fix or drop those rows and run again."
         )
     return values
-
-
-def _numbered(reader: Any) -> list[tuple[int, list[str]]]:
-    """(line the row starts on, fields) of every non-blank row."""
-    out = []
-    line = 1
-    for row in reader:
-        start, line = line, reader.line_num + 1
-        if row and any(c.strip() for c in row):
-            out.append((start, row))
-    return out

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from annkit.data import Data, Plane, Split, file_record, split_indices
-from annkit.data.csv_table import csv_columns, read_csv_table
+from annkit.data.csv_rows import csv_columns
+from annkit.data.csv_table import Table, read_csv_table
+from annkit.data.dataset import Data, Plane, Split, file_record, split_indices
 from annkit.data.playground import CLASSES as PLAYGROUND_CLASSES
 from annkit.data.playground import generate, make_features
 from annkit.data.shaping import Shaped, read_weight_file, shape_training_set
@@ -195,6 +196,75 @@ def load_playground(
     return data
 
 
+def _check_file_keys(path: str | None, train: str | None, val: str | None, test: str | None) -> None:
+    """Exactly one of dataset.path (split three ways) and dataset.train (with optional val / test files)."""
+    if (path is None) == (train is None):
+        raise AnnkitError(
+            "dataset=csv needs exactly one of dataset.path (one file, split into train/val/test by dataset.val_size "
+            "and dataset.test_size) and dataset.train (a training file, with optional dataset.val and dataset.test "
+            f"files); got path={path!r} and train={train!r}. Set one, e.g. dataset.path=example:iris.csv (Fisher's iris, shipped with annkit)."
+        )
+    if path is not None and (val is not None or test is not None):
+        raise AnnkitError(
+            f"dataset.path={path} is split into train/val/test by dataset.val_size and dataset.test_size, so "
+            f"dataset.val / dataset.test files cannot go with it (got val={val!r}, test={test!r}). For separate files "
+            f"use dataset.train=<file> instead of dataset.path, or leave dataset.val and dataset.test null."
+        )
+
+
+def _main_table(
+    main_file: str,
+    target: str | list[str],
+    features: list[str] | None,
+    sample_weight: str | None,
+    task: str,
+    delimiter: str,
+) -> tuple[Table, str | None, np.ndarray | None]:
+    """(the training file's table, the weight column it holds or None, the weights): the weights are the
+    column ``sample_weight`` names, or else the weight file it names."""
+    weight_column = None
+    if sample_weight is not None and sample_weight in csv_columns(main_file, delimiter):
+        weight_column = sample_weight
+    table = read_csv_table(
+        main_file, target=target, features=features, weight_column=weight_column, task=task, delimiter=delimiter
+    )
+    n = len(table.y)
+    if table.task == "classification" and len(table.classes) < 2:
+        raise AnnkitError(
+            f"dataset.target={table.target_names[0]} of {main_file} holds a single class ({table.classes[0]!r}, in all "
+            f"{n:,} rows), so there is nothing to tell apart: a classifier needs at least 2 classes. Check that "
+            f"dataset.target names the column you mean (the columns: {', '.join(csv_columns(main_file, delimiter))}); "
+            f"to predict the column's numbers instead, set dataset.task=regression loss=mse."
+        )
+    weights = table.w
+    if sample_weight is not None and weight_column is None:
+        weights = read_weight_file(sample_weight, n, str(main_file))
+    return table, weight_column, weights
+
+
+def _held_out(table: Table, files: dict[str, str | None], carved: list[np.ndarray], delimiter: str) -> dict[str, Rows]:
+    """(x, y) of the val and test splits: each its own file, or rows ``carved`` from the training file."""
+    held_out: dict[str, Rows] = {}
+    for (split, file), idx in zip(files.items(), carved):
+        if file:  # its own file, read with the training file's columns, task and classes
+            other = read_csv_table(
+                file,
+                target=table.target_names,
+                features=table.feature_names,
+                task=table.task,
+                classes=table.classes if table.task == "classification" else None,
+                delimiter=delimiter,
+            )
+            held_out[split] = (other.x, other.y)
+        elif len(idx) == 0:
+            raise AnnkitError(
+                f"dataset.{split}_size gives 0 {split} rows; use a positive size or a dataset.{split} file."
+            )
+        else:
+            held_out[split] = (table.x[idx], table.y[idx])
+    return held_out
+
+
 def load_csv(
     name: str,
     *,
@@ -219,36 +289,10 @@ def load_csv(
 ) -> Data:
     """The user's table: one file split three ways, or separate train/val/test files (a missing
     val or test file is carved from the training file with val_size / test_size)."""
-    if (path is None) == (train is None):
-        raise AnnkitError(
-            "dataset=csv needs exactly one of dataset.path (one file, split into train/val/test by dataset.val_size "
-            "and dataset.test_size) and dataset.train (a training file, with optional dataset.val and dataset.test "
-            f"files); got path={path!r} and train={train!r}. Set one, e.g. dataset.path=example:iris.csv (Fisher's iris, shipped with annkit)."
-        )
-    if path is not None and (val is not None or test is not None):
-        raise AnnkitError(
-            f"dataset.path={path} is split into train/val/test by dataset.val_size and dataset.test_size, so "
-            f"dataset.val / dataset.test files cannot go with it (got val={val!r}, test={test!r}). For separate files "
-            f"use dataset.train=<file> instead of dataset.path, or leave dataset.val and dataset.test null."
-        )
+    _check_file_keys(path, train, val, test)
     main_file = path or train
-    weight_column = None
-    if sample_weight is not None and sample_weight in csv_columns(main_file, delimiter):
-        weight_column = sample_weight
-    table = read_csv_table(
-        main_file, target=target, features=features, weight_column=weight_column, task=task, delimiter=delimiter
-    )
+    table, weight_column, weights = _main_table(main_file, target, features, sample_weight, task, delimiter)
     n = len(table.y)
-    if table.task == "classification" and len(table.classes) < 2:
-        raise AnnkitError(
-            f"dataset.target={table.target_names[0]} of {main_file} holds a single class ({table.classes[0]!r}, in all "
-            f"{n:,} rows), so there is nothing to tell apart: a classifier needs at least 2 classes. Check that "
-            f"dataset.target names the column you mean (the columns: {', '.join(csv_columns(main_file, delimiter))}); "
-            f"to predict the column's numbers instead, set dataset.task=regression loss=mse."
-        )
-    weights = table.w
-    if sample_weight is not None and weight_column is None:
-        weights = read_weight_file(sample_weight, n, str(main_file))
     files = {"val": val, "test": test}
     sizes = [0 if val else count(val_size, n), 0 if test else count(test_size, n)]
     if n - sum(sizes) < 2:
@@ -257,24 +301,7 @@ def load_csv(
             f"train on. Use smaller dataset.val_size / dataset.test_size, or separate files (dataset.val, dataset.test)."
         )
     train_idx, *carved = split_indices(n, sizes, seed)
-    held_out: dict[str, Rows] = {}
-    for (split, file), idx in zip(files.items(), carved):
-        if file:  # its own file, read with the training file's columns, task and classes
-            other = read_csv_table(
-                file,
-                target=table.target_names,
-                features=table.feature_names,
-                task=table.task,
-                classes=table.classes if table.task == "classification" else None,
-                delimiter=delimiter,
-            )
-            held_out[split] = (other.x, other.y)
-        elif len(idx) == 0:
-            raise AnnkitError(
-                f"dataset.{split}_size gives 0 {split} rows; use a positive size or a dataset.{split} file."
-            )
-        else:
-            held_out[split] = (table.x[idx], table.y[idx])
+    held_out = _held_out(table, files, carved, delimiter)
     k = len(table.classes or table.target_names)
     shaped = shape_training_set(
         train_idx,

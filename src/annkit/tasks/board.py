@@ -21,16 +21,15 @@ import ipaddress
 import signal
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig
 from rich.console import Console
 from rich.markup import escape
 
-from annkit.errors import AnnkitError, did_you_mean, user_errors
+from annkit.errors import AnnkitError, user_errors
+from annkit.schema import BOARD_SCHEMA, resolved, walk
 
 WRITES_RUN_DIR = False  # cli.py: no output folder to check
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -51,44 +50,11 @@ def tunnel(port: int) -> str:
     return f"ssh -L {port}:127.0.0.1:{port} <this host>"
 
 
-def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-# key → (check, what is valid). Checked here, not with annkit.config's validate: that module imports
-# torch (1.2 s), which annkit board never needs; the messages read the same.
-BOARD_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "logdir": (lambda v: isinstance(v, str) and v != "", "a folder path, e.g. logdir=outputs"),
-    "port": (
-        lambda v: _number(v) and v == int(v) and 0 <= v <= 65535,
-        "a whole number from 0 to 65535 (0: any free port)",
-    ),
-    "host": (lambda v: isinstance(v, str) and v != "", "a loopback address: " + ", ".join(LOOPBACK)),
-    "reload_interval": (lambda v: _number(v) and v >= 0, "a number of seconds ≥ 0 (0: load once)"),
-}
-
-
 def checked(cfg: DictConfig) -> dict[str, Any]:
-    """The config as plain values, every key checked. Raises AnnkitError."""
-    try:
-        values = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-    except OmegaConfBaseException as err:
-        raise AnnkitError(
-            f"The config does not resolve: {str(err).splitlines()[0]}. Check the interpolations (${{…}})."
-        ) from None
-    assert isinstance(values, dict)
-    for key in values:
-        if key not in BOARD_KEYS:
-            raise AnnkitError(
-                f"Unknown config key {key}.{did_you_mean(str(key), BOARD_KEYS)} Valid keys: "
-                f"{', '.join(BOARD_KEYS)}. Remove it; `annkit board --help` lists them."
-            )
-    for key, (ok, expected) in BOARD_KEYS.items():
-        if not ok(values[key]):
-            raise AnnkitError(
-                f"{key}={values[key]!r} is not valid: expected {expected}. Set it with "
-                f"{key}=<value> on the command line."
-            )
+    """The config as plain values, every key checked by the validator every task uses (:func:`annkit.schema.walk`,
+    torch-free). Raises AnnkitError."""
+    values = resolved(cfg)
+    walk(values, BOARD_SCHEMA, "", task="board")
     return values
 
 

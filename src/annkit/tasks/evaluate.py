@@ -26,8 +26,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from annkit import __version__
-from annkit.checkpoint import Checkpoint, architecture, atomic_write_bytes, load_model
+from annkit.checkpoint import Checkpoint, architecture, load_model
 from annkit.config import BOOL, DEVICE, TRAIN_SCHEMA, choice, integer, portable, validate
 from annkit.data import Batcher, Data, Split, check_same_file, load_data
 from annkit.data.sources import DATASETS as IDX_DATASETS
@@ -42,8 +41,8 @@ from annkit.inference import (
 )
 from annkit.loop import evaluate
 from annkit.overrides import key_of
+from annkit.records import finite_or_null, versions, write_record
 from annkit.runtime import autocast_dtype, resolve_device
-from annkit.tasks.train import finite_or_null
 from annkit.tracking import SUMMARY_COLUMNS, facts_panel, per_class, shown
 
 log = logging.getLogger("annkit")
@@ -185,12 +184,9 @@ def evaluate_checkpoint(cfg: DictConfig, run_dir: Path, console: Console | None 
         "wall_s": time.perf_counter() - started,
         "device": str(device),
         "precision": "bf16" if amp else "fp32",
-        "torch": torch.__version__,
-        "annkit": __version__,
+        **versions(),
     }
-    atomic_write_bytes(
-        run_dir / "metrics.json", json.dumps(finite_or_null(metrics), indent=2, allow_nan=False).encode()
-    )
+    write_record(run_dir / "metrics.json", metrics)
     show(console, metrics, report, architecture(meta), run_dir)
     return metrics
 
