@@ -85,9 +85,9 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None, overri
         if ckpt is not None:  # the random streams last: nothing may draw after this
             state, note = restore(built, scheduler, ckpt)
             timing.before = ckpt.state.get("elapsed_s", 0.0)
-            for text in [note] if note else []:
-                warnings.append(text)
-                reporter.warn(text)
+            if note:
+                warnings.append(note)
+                reporter.warn(note)
         checkpointer = Checkpointer(run_dir / "checkpoints", built.network.model, meta,
                                     capture_state(built, scheduler, state, timing), state,
                                     keep_last=asked["trainer"]["checkpoint"]["keep_last"])  # fmt: skip
@@ -137,7 +137,8 @@ def choose_lr(cfg: dict[str, Any], built: Built, ckpt: Checkpoint | None, consol
         lr = learning_rate.chosen(cfg, learning_rate.find(cfg, built, console, run_dir, tensorboard))
     else:
         lr = learning_rate.given(cfg)
-    lr.apply(built.network.optimizer)
+    if lr.found is not None:  # a given (or resumed) lr is the one the optimizer was built (or restored) with
+        lr.apply(built.network.optimizer)
     if tensorboard is not None:
         tensorboard.config(OmegaConf.to_yaml(OmegaConf.create({**cfg, "lr": lr.record()})))
     return lr
