@@ -324,7 +324,7 @@ class Checkpointer(Hook):
     - ``step-<step>.safetensors``: copies of the ``keep_last`` most recent ``last`` files.
 
     ``capture()`` returns the training state (optimizer, scheduler, RNGs, the loop's
-    :class:`~annkit.loop.FitState`); ``state`` is that same FitState, read for the epoch and step.
+    :class:`~annkit.fit_state.FitState`); ``state`` is that same FitState, read for the epoch and step.
     """
 
     def __init__(
