@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -229,3 +231,27 @@ class StopSignals:
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
         raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def restored_process_state() -> Iterator[None]:
+    """Around a run inside a longer-lived process (a notebook, a script): torch's thread count, the SIGINT and
+    SIGTERM handlers and the root logger's handlers are put back as they were, also when the run raises. During
+    the run annkit's log records go nowhere unless the process configured logging (the console shows the
+    warnings already; without this Python's last-resort handler would print each one a second time)."""
+    quiet = logging.NullHandler()
+    logging.getLogger("annkit").addHandler(quiet)
+    threads = torch.get_num_threads()
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    root = logging.getLogger()
+    log_handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        for handler in [h for h in root.handlers if h not in log_handlers]:
+            root.removeHandler(handler)
+        root.setLevel(level)
+        logging.getLogger("annkit").removeHandler(quiet)
