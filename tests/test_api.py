@@ -50,10 +50,10 @@ def test_a_bad_override_raises_annkit_error_with_the_clis_message(tmp_path):
         annkit.compose("optimizer=sgdd")
     cli = assert_user_error(run_annkit("train", "optimizer=sgdd", cwd=tmp_path), 'there is no optimizer option "sgdd"')
     assert " ".join(str(err.value).split()) in cli
-    with pytest.raises(
-        annkit.AnnkitError, match=re.escape("cannot compose this config: Could not override 'trainer.epoch'")
-    ):
+    with pytest.raises(annkit.AnnkitError) as err:
         annkit.compose("trainer.epoch=3")
+    cli = assert_user_error(run_annkit("train", "trainer.epoch=3", cwd=tmp_path), 'Did you mean "trainer.epochs"?')
+    assert " ".join(str(err.value).split()) in cli
     with pytest.raises(annkit.AnnkitError, match=re.escape("trainer.epochs=0 is not valid")):
         annkit.train("trainer.epochs=0", run_dir=tmp_path / "never", progress=False)
     assert not (tmp_path / "never").exists()
@@ -84,5 +84,8 @@ def test_the_readmes_from_python_example_runs_verbatim(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert re.search(r"test accuracy \d+% after 300 epochs", proc.stdout), proc.stdout
     assert "refused: optimizer=sgdd: there is no" in proc.stdout
+    assert "XOR of 00 01 10 11: ['0', '1', '1', '0']" in proc.stdout
+    suggestion, low, high = map(float, re.search(r"lr-find suggests (\S+) in \((\S+), (\S+)\)", proc.stdout).groups())
+    assert low < suggestion < high
     (run,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
     assert f"weights: {run / 'checkpoints' / 'best.safetensors'}" in proc.stdout

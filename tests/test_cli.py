@@ -94,9 +94,15 @@ def test_full_traceback_on_request(tmp_path):
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "AnnkitError" in proc.stderr
 
 
-def test_unknown_key_is_refused_by_hydra(tmp_path, precious):
+def test_unknown_key_is_refused_with_the_keys_that_exist(tmp_path, precious):
     proc = run_annkit("train", "trainer.epoch=3", cwd=tmp_path)
-    assert_user_error(proc, "Could not override 'trainer.epoch'")
+    assert_user_error(proc, "trainer.epoch=3: annkit train's config has no key trainer.epoch.",
+                      'Did you mean "trainer.epochs"?', "The keys of trainer are: batch_size,", "+trainer.epoch=3")  # fmt: skip
+    assert [p.name for p in (tmp_path / "outputs" / "train" / "runs").iterdir()] == ["earlier"]  # no run dir made
+    proc = run_annkit("train", "-m", "trainr.epochs=1,2", cwd=tmp_path)  # a sweep's keys too, and a wrong group name
+    assert_user_error(proc, 'no key trainr. Did you mean "trainer.epochs"? Its top-level keys are: dataset, logger,')
+    proc = run_annkit("train", "optimizer=sgd", "optimizer.momentum=0.5", "--cfg", "job", cwd=tmp_path)
+    assert proc.returncode == 0 and "momentum: 0.5" in proc.stdout  # a key of the group chosen on the line
 
 
 def test_no_data_anywhere_and_download_impossible(tmp_path, precious):
@@ -162,7 +168,8 @@ def test_missing_cuda_is_a_clear_error(tmp_path):
 
 def test_wheel_in_a_fresh_venv_runs_from_an_empty_dir(tmp_path):
     """A wheel built from a clean copy of the project, installed (not editable) into a fresh venv,
-    composes its config from an empty folder through the installed `annkit` console script."""
+    composes its config from an empty folder through the installed `annkit` console script, and
+    `annkit.train` from a fresh `python -c` there writes a run dir and returns its metrics."""
     import site
 
     repo = Path(__file__).resolve().parents[1]
@@ -230,6 +237,16 @@ def test_wheel_in_a_fresh_venv_runs_from_an_empty_dir(tmp_path):
     ).stdout
     assert where.startswith(venv_site), where  # the wheel's copy, not the source tree
     assert list(empty.iterdir()) == []
+    code = (
+        "import annkit; run = annkit.train('dataset=xor', 'trainer.epochs=3', 'trainer.device=cpu', progress=False); "
+        "print(run.run_dir, run.metrics['epochs'], annkit.__file__)"
+    )
+    proc = subprocess.run([str(py), "-c", code], cwd=empty, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    run_dir, epochs, module = proc.stdout.split()
+    assert epochs == "3" and module.startswith(venv_site)
+    (written,) = (empty / "outputs" / "train" / "runs").iterdir()
+    assert Path(run_dir) == written and (written / "metrics.json").is_file()
 
 
 def test_ctrl_c_exits_130_without_a_traceback_and_keeps_the_checkpoint(tmp_path, fashion_dir):

@@ -162,7 +162,7 @@ LAYERS = {
         "resume",
         "runtime",
     ],
-    "report": ["dashboard", "lr_report", "tracking"],
+    "report": ["dashboard", "figures", "lr_report", "tracking"],
     "task layer": ["tasks.build", "tasks.header", "tasks.learning_rate", "tasks.metrics_record"],
     "task": ["tasks.board", "tasks.evaluate", "tasks.lr_find", "tasks.predict", "tasks.train"],
 }

@@ -30,7 +30,7 @@ from typing import Any
 from annkit import __version__
 from annkit.errors import EXIT_USAGE, AnnkitError, did_you_mean, print_error, user_errors
 from annkit.help import print_task_help
-from annkit.overrides import CommandLine, check_config_dir, check_groups, fixed_dir, read
+from annkit.overrides import CommandLine, check_config_dir, check_groups, check_keys, fixed_dir, read
 from annkit.rundir import discard_if_unused, protect
 
 # name → (its module, with run(cfg) and optionally prepare_argv / WRITES_RUN_DIR / OVERWRITE_KEY; its primary
@@ -180,14 +180,15 @@ def protect_run_dir(name: str, module: Any, line: CommandLine) -> None:
 
 def preflight(name: str, module: Any, args: list[str]) -> list[str]:
     """What the command line can be checked for before Hydra makes a folder or reads a file: its words
-    in Hydra's grammar, its group options, its config folders, and where its run goes."""
+    in Hydra's grammar, its group options and keys, its config folders, and where its run goes."""
     line = read(name, args)
     for folder in line.config_dirs:
         check_config_dir(folder)
     check_groups(name, line)
     args = getattr(module, "prepare_argv", lambda a: a)(args)  # e.g. train's resume=
+    line = read(name, args)
+    check_keys(name, line)
     if getattr(module, "WRITES_RUN_DIR", True):
-        line = read(name, args)
         check_output_dir(line)
         protect_run_dir(name, module, line)
     return args

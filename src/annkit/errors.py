@@ -21,10 +21,22 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 class AnnkitError(Exception):
-    """Bad input from the user (config, files, environment), explained in one paragraph."""
+    """Bad input from the user (config, files, environment), explained in one paragraph.
+
+    In IPython and Jupyter the paragraph is shown without a traceback, as the CLI shows it (``_render_traceback_``,
+    IPython's hook); with HYDRA_FULL_ERROR=1 set, the full traceback."""
 
     exit_code = EXIT_USAGE
     label = "error"
+    command: str | None = None  # a command to run next, shown on a line of its own
+
+    @property
+    def _render_traceback_(self) -> Callable[[], list[str]]:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise AttributeError("_render_traceback_")  # IPython then shows the traceback
+        color = "31" if self.label == "error" else "33"
+        lines = [f"\x1b[1;{color}m{type(self).__name__}:\x1b[0m {self}"]
+        return lambda: lines + ([f"  \x1b[36m{self.command}\x1b[0m"] if self.command else [])
 
 
 class TrainingDiverged(AnnkitError):
@@ -33,8 +45,9 @@ class TrainingDiverged(AnnkitError):
     exit_code = EXIT_DIVERGED
 
 
-class Interrupted(AnnkitError):
-    """A run stopped by a signal after saving its state: where it stopped and how to go on."""
+class Interrupted(AnnkitError, KeyboardInterrupt):
+    """A run stopped by a signal after saving its state: where it stopped and how to go on. From Python it is also a
+    KeyboardInterrupt, as Ctrl-C is."""
 
     label = "interrupted"
 

@@ -14,6 +14,7 @@ statistics recomputed from the new data, which would shift every input the model
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -64,6 +65,62 @@ def table_inputs(raw: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
     pre = meta["data"]["preprocessing"]
     x = make_features(raw, pre["features"]) if meta["data"]["name"] == "playground" else raw.astype(np.float32)
     return standardized(x, pre)
+
+
+def preparer(meta: dict[str, Any]) -> Prepare:
+    """How the model's batches are prepared: images with the checkpoint's pixel mean and std; table rows as they
+    are (:func:`table_inputs` standardised them once)."""
+    pre = meta["data"]["preprocessing"]
+    return image_preparer(pre) if pre["kind"] == "image" else (lambda batch, train=False: batch)
+
+
+def raw_inputs(x: Any, meta: dict[str, Any]) -> np.ndarray:
+    """Inputs given from Python, in the dataset's own units, as ``annkit predict`` reads them from files: uint8
+    N×H×W images (one H×W image is one input), or N×C rows of the raw columns (:func:`raw_columns`; one row of C
+    numbers is one input). Anything else is refused with what is expected."""
+    md = meta["data"]
+    a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    if md["preprocessing"]["kind"] == "image":
+        shape = tuple(md["input_shape"])
+        a = a[None] if a.shape == shape else a
+        if a.ndim != len(shape) + 1 or a.shape[1:] != shape:
+            raise AnnkitError(
+                f"The inputs have shape {tuple(np.shape(x))}, but this checkpoint's model takes {'×'.join(map(str, shape))} "
+                f"images ({md['name']}): give one image of that shape or a batch N×{'×'.join(map(str, shape))}."
+            )
+        if a.dtype == np.uint8:
+            return a
+        ok = a.dtype.kind in "iuf" and a.size > 0 and np.all(np.isfinite(a)) and a.min() >= 0 and a.max() <= 255
+        if not ok or not np.array_equal(a, np.round(a)):
+            low, high = (float(a.min()), float(a.max())) if a.size and a.dtype.kind in "iuf" else (math.nan, math.nan)
+            raise AnnkitError(
+                f"The images hold {a.dtype} values from {low:g} to {high:g}, but annkit takes pixels in the dataset's "
+                f"own units: whole numbers 0…255 (uint8), as {md['name']} stores them; the checkpoint's mean and std are "
+                f"applied for you. Images scaled to 0…1 need (x * 255).round() first; normalised ones, undo it first."
+            )
+        return a.astype(np.uint8)
+    columns = raw_columns(meta)
+    a = a[None] if a.ndim == 1 else a
+    if a.ndim != 2 or a.shape[1] != len(columns) or a.dtype.kind not in "biuf" or not np.all(np.isfinite(a)):
+        raise AnnkitError(
+            f"The inputs have shape {tuple(np.shape(x))} and dtype {a.dtype}, but this checkpoint's model takes rows of "
+            f"{len(columns)} finite numbers, the columns [{', '.join(columns)}] in that order, in the dataset's own "
+            f"units (its preprocessing is applied for you): give one row of {len(columns)} numbers or an N×{len(columns)} "
+            f"array."
+        )
+    return a.astype(np.float64)
+
+
+def run_model(model: torch.nn.Module, meta: dict[str, Any], raw: np.ndarray, *, device: torch.device,
+              batch_size: int) -> tuple[Head, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """(head, ŷ, prediction) of the raw inputs (:func:`raw_inputs`, or what ``annkit predict`` read from files):
+    prepared with the checkpoint's statistics, then :func:`predict`. ``annkit predict`` and ``annkit.load(…).predict``
+    both come through here."""
+    table = meta["data"]["preprocessing"]["kind"] != "image"
+    x = torch.from_numpy(table_inputs(raw, meta) if table else raw).to(device)
+    head = head_from_meta(meta, device)
+    activated, predicted = predict(model, head, x, batch_size=batch_size, prepare=preparer(meta))
+    return head, activated, predicted
 
 
 def check_same_task(ckpt_path: Any, meta_data: dict[str, Any], dataset: str, task: str, names: Sequence[str]) -> None:

@@ -22,13 +22,13 @@ from rich.text import Text
 from annkit.commands import command as command_line
 from annkit.lr_search import RULE_NOTES, Found
 from annkit.records import atomic_write_bytes, write_record
-from annkit.tracking import TensorBoardLogger, next_lines
+from annkit.tracking import TensorBoardLogger, live_display, next_lines
 
 
 @contextlib.contextmanager
 def sweep_progress(console: Console, total: int) -> Iterator[Callable[[int, float], None]]:
-    """A transient bar over the sweeps' rungs on a terminal (nothing in a pipe); yields ``on_rung(done, lr)``."""
-    live = console.is_terminal and not console.is_dumb_terminal
+    """A transient bar over the sweeps' rungs on a terminal or in Jupyter (nothing in a pipe); yields ``on_rung(done, lr)``."""
+    live = live_display(console)
     progress = Progress(TextColumn("[bold]lr-find"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[lr]}"),
                         console=console, transient=True, disable=not live)  # fmt: skip
     with progress:
@@ -46,11 +46,9 @@ def publish(found: Found, console: Console, run_dir: Path, tensorboard: TensorBo
 def plot(found: Found) -> Any:
     """The loss-vs-lr figure (matplotlib, Agg canvas; no pyplot state): raw and smoothed curves per
     sweep, the holdout loss, the band shaded, the suggestion and the other rules marked."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from annkit.figures import picture
 
-    fig = Figure(figsize=(8, 4.8), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = picture((8, 4.8))
     ax = fig.subplots()
     lows, highs = [], []
     for r, (sw, an) in enumerate(zip(found.sweeps, found.analyses)):

@@ -24,6 +24,8 @@ from hydra._internal.utils import create_config_search_path
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 from hydra.errors import HydraException
+from hydra.types import RunMode
+from omegaconf import DictConfig
 
 from annkit.commands import command, hydra_value, override
 from annkit.errors import AnnkitError, did_you_mean
@@ -172,6 +174,60 @@ def check_groups(task: str, line: CommandLine) -> None:
             f"{', '.join(options)} ({where}). Pick one with {key}=<option>, e.g. "
             f"`{command(task, f'{key}={(close or options)[0]}')}`; `annkit {task} --help` lists every group."
         )
+
+
+def check_keys(task: str, line: CommandLine) -> None:
+    """Every ``key=value`` names a key the composed config has (Hydra would only say "Could not override"); a new
+    key needs ``+key=value``. The config is composed once, with the command line's groups and values, as Hydra will
+    compose it; a failure of another kind is left to Hydra to report."""
+    keys = [o for o in line.parsed if o.type == OverrideType.CHANGE and "." in o.key_or_group
+            and not o.key_or_group.startswith("hydra.")]  # fmt: skip
+    if not keys:
+        return
+    loader = _loader(line.config_dirs)
+    config = task.replace("-", "_")
+    words = [w for w, o in zip(line.words, line.parsed) if not o.is_sweep_override()]
+    try:
+        cfg = loader.load_configuration(config, words, RunMode.RUN, validate_sweep_overrides=False)
+    except HydraException:
+        plain = {id(o) for o in keys}
+        kept = [w for w, o in zip(line.words, line.parsed) if id(o) not in plain and not o.is_sweep_override()]
+        try:
+            cfg = loader.load_configuration(config, kept, RunMode.RUN, validate_sweep_overrides=False)
+        except HydraException:
+            return
+    for o in keys:
+        missing = _missing(cfg, o.key_or_group)
+        if missing is not None:
+            raise _unknown_key(task, o, *missing)
+
+
+def _missing(cfg: Any, key: str) -> tuple[str, list[str]] | None:
+    """(the first part of ``key`` that ``cfg`` lacks, as a dotted path; the keys beside it), or None."""
+    node, path = cfg, []
+    for part in key.split("."):
+        if not isinstance(node, DictConfig) or part not in node:
+            keys = [str(k) for k in node if k != "hydra"] if isinstance(node, DictConfig) else []
+            return ".".join([*path, part]), keys
+        try:
+            node, path = node[part], [*path, part]
+        except Exception:  # an interpolation that resolves only in the run (Hydra's resolvers): the key exists
+            return None
+    return None
+
+
+def _unknown_key(task: str, o: Override, missing: str, valid: list[str]) -> AnnkitError:
+    parent, _, name = missing.rpartition(".")
+    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+    fixed = (f"{parent}.{close[0]}" if parent else close[0]) + o.key_or_group[len(missing) :] if close else None
+    listed = f"The keys of {parent} are" if parent else "Its top-level keys are"
+    return AnnkitError(
+        f"{o.input_line}: annkit {task}'s config has no key {missing}."
+        + (f' Did you mean "{fixed}"?' if fixed else "")
+        + (f" {listed}: {', '.join(sorted(valid))}." if valid else f" {parent} is a value, not a group of keys.")
+        + f" Fix the name, or add a new key with +{o.input_line}; `annkit {task} --help` lists every key with its "
+        f"default and meaning."
+    )
 
 
 def check_config_dir(folder: Path) -> None:

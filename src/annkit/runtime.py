@@ -7,6 +7,7 @@ import logging
 import os
 import random
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -222,35 +223,57 @@ class StopSignals:
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signum is None:
             self.signum = signum
-            os.write(
-                2,
-                f"\n{signal.Signals(signum).name}: stopping after this step and saving checkpoints/last.safetensors"
-                f" (send it again to stop at once)\n".encode(),
-            )
+            say(f"\n{signal.Signals(signum).name}: stopping after this step and saving checkpoints/last.safetensors"
+                f" (send it again to stop at once)\n")  # fmt: skip
             return
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
         raise SystemExit(128 + signum)
 
 
+def say(text: str) -> None:
+    """One line to stderr from a signal handler: straight to file descriptor 2 (no buffer a handler could re-enter),
+    unless sys.stderr is not the process's (a Jupyter kernel's stream, which shows it in the cell)."""
+    if sys.stderr is not None and sys.stderr is not sys.__stderr__:
+        try:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+            return
+        except (RuntimeError, OSError, ValueError):  # a re-entered or closed stream: the descriptor still works
+            pass
+    os.write(2, text.encode())
+
+
 @contextlib.contextmanager
 def restored_process_state() -> Iterator[None]:
-    """Around a run inside a longer-lived process (a notebook, a script): torch's thread count, the SIGINT and
-    SIGTERM handlers and the root logger's handlers are put back as they were, also when the run raises. During
-    the run annkit's log records go nowhere unless the process configured logging (the console shows the
-    warnings already; without this Python's last-resort handler would print each one a second time)."""
+    """Around a run inside a longer-lived process (a notebook, a script): put back, also when the run raises, what
+    a run changes in the process — the random streams (Python, NumPy, torch's CPU and CUDA ones: a run seeds them),
+    torch's deterministic-algorithms flag (and CUBLAS_WORKSPACE_CONFIG) and cuDNN's benchmark flag, its thread count, the SIGINT and SIGTERM
+    handlers and the root logger's handlers and level. During the run annkit's log records go nowhere unless the
+    process configured logging (the console shows the warnings already; without this Python's last-resort handler
+    would print each one a second time)."""
     quiet = logging.NullHandler()
     logging.getLogger("annkit").addHandler(quiet)
-    threads = torch.get_num_threads()
+    streams = rng_state()
+    flags = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.backends.cudnn.benchmark)  # fmt: skip
+    threads, cublas = torch.get_num_threads(), os.environ.get("CUBLAS_WORKSPACE_CONFIG")
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     root = logging.getLogger()
     log_handlers, level = list(root.handlers), root.level
     try:
         yield
     finally:
+        set_rng_state(streams)
+        torch.use_deterministic_algorithms(flags[0], warn_only=flags[1])
+        torch.backends.cudnn.benchmark = flags[2]
         torch.set_num_threads(threads)
         for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+            # None: a handler not installed from Python, which Python cannot put back; handlers: main thread only
+            if handler is not None and threading.current_thread() is threading.main_thread():
+                signal.signal(sig, handler)
+        if cublas is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)  # trainer.deterministic sets it for cuBLAS
         for handler in [h for h in root.handlers if h not in log_handlers]:
             root.removeHandler(handler)
         root.setLevel(level)

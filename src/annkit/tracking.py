@@ -208,6 +208,16 @@ def facts_panel(
             )
 
 
+def live_display(console: Console) -> bool:
+    """Whether a live progress bar can be drawn: on a terminal (not in a pipe or a dumb one), or in Jupyter when
+    ipywidgets is installed (rich draws the bar in an Output widget, closed when the run ends)."""
+    if console.is_jupyter:
+        import importlib.util
+
+        return importlib.util.find_spec("ipywidgets") is not None
+    return console.is_terminal and not console.is_dumb_terminal
+
+
 class ConsoleReporter(Hook):
     def __init__(
         self,
@@ -224,7 +234,7 @@ class ConsoleReporter(Hook):
         self.title = title
         self.task = task
         self.columns = fit_columns(epoch_columns(task, penalty), console.width)
-        self.live = console.is_terminal and not console.is_dumb_terminal
+        self.live = live_display(console)
         self.progress: Progress | None = None
         self.narrow = False
         self.epochs = 0

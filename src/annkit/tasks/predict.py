@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from rich.console import Console
@@ -30,16 +29,7 @@ from annkit.checkpoint import architecture, atomic_write_bytes, load_model
 from annkit.config import BOOL, DEVICE, integer, validate
 from annkit.data.inputs import image_files, read_images, read_table
 from annkit.errors import AnnkitError, user_errors
-from annkit.inference import (
-    CHECKPOINT_WHAT,
-    head_from_meta,
-    image_preparer,
-    predict,
-    prediction_table,
-    raw_columns,
-    required_path,
-    table_inputs,
-)
+from annkit.inference import CHECKPOINT_WHAT, prediction_table, raw_columns, required_path, run_model
 from annkit.runtime import resolve_device
 from annkit.tracking import facts_panel, shown
 
@@ -63,7 +53,8 @@ OVERWRITE_KEY = "overwrite"  # for the cli: a run dir that holds a run is moved 
 
 def read_inputs(path: Path, meta: dict[str, Any]) -> tuple[list[str], np.ndarray, list[str], str]:
     """(one label per input, the raw inputs as the model's data takes them, notes, a description):
-    uint8 N×H×W images, or float32 N×F feature rows prepared with the checkpoint's statistics."""
+    uint8 N×H×W images, or N×C rows of the raw columns (:func:`annkit.inference.raw_columns`), as
+    :func:`annkit.inference.run_model` takes them."""
     md = meta["data"]
     if md["preprocessing"]["kind"] == "image":
         shape = "×".join(map(str, md["input_shape"]))
@@ -81,8 +72,7 @@ def read_inputs(path: Path, meta: dict[str, Any]) -> tuple[list[str], np.ndarray
     columns = raw_columns(meta)
     delimiter = meta["config"]["dataset"].get("delimiter", ",")  # a CSV run's own delimiter; the others have none
     delimiter = "\t" if delimiter in ("tab", "\\t") else delimiter
-    raw = read_table(path, columns, delimiter)
-    x = table_inputs(raw, meta)
+    x = read_table(path, columns, delimiter)
     derived = md["name"] == "playground" and list(md["preprocessing"]["features"]) != columns
     how = (f"features {', '.join(md['preprocessing']['features'])} computed from them" if derived else "") + (
         (", " if derived else "") + "standardised with the checkpoint's μ, σ"
@@ -107,11 +97,7 @@ def predict_inputs(cfg: DictConfig, run_dir: Path, console: Console | None = Non
     model, ckpt = load_model(resolved["checkpoint"], device)
     meta = ckpt.meta
     labels, raw, notes, described = read_inputs(Path(resolved["input"]), meta)
-    x = torch.from_numpy(raw).to(device)
-    pre = meta["data"]["preprocessing"]
-    prepare = image_preparer(pre) if pre["kind"] == "image" else (lambda batch, train=False: batch)
-    head = head_from_meta(meta, device)
-    activated, predicted = predict(model, head, x, batch_size=resolved["batch_size"], prepare=prepare)
+    head, activated, predicted = run_model(model, meta, raw, device=device, batch_size=resolved["batch_size"])
     header, rows = prediction_table(head, labels, activated, predicted)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")

@@ -63,7 +63,7 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None, overri
     if world is not None:
         check_distributed(asked, world)
     main = world is None or world.main  # only rank 0 prints and writes
-    console = (console or Console()) if main else Console(file=io.StringIO())
+    console = (console or Console()) if main else Console(file=io.StringIO(), force_jupyter=False)
     asked, ckpt = open_run(asked, run_dir, main)
     built = build(asked, load_init=ckpt is None, jobs=jobs, world=world)
     tensorboard = (
