@@ -8,7 +8,7 @@ For each optimizer (SGD with Nesterov momentum 0.9, AdamW) on Fashion-MNIST with
 2. the LR finder with 5 seeds (trainer.seed = 0…4: a different init, shuffle and dropout each):
    the suggestion of each, their spread in decades, and the finder's wall time;
 3. 3 epochs at the median suggestion (same schedule), compared with the best grid point;
-4. the finder's cost against the default recipe's measured training time (README: 30 epochs).
+4. the finder's cost against the default recipe's measured training time (docs/performance.md: 30 epochs).
 
 Everything runs in this process through annkit's own task functions (`train`, `lr_find`) on
 configs composed by Hydra exactly as the CLI composes them. Results (with every finder curve, so
@@ -70,7 +70,7 @@ def main() -> None:
         "--default-run-s",
         type=float,
         default=None,
-        help="the default recipe's wall time on this machine (README); the finder's share is printed",
+        help="the default recipe's wall time on this machine (docs/performance.md); the finder's share is printed",
     )
     args = parser.parse_args()
     epochs = 1 if args.quick else 3

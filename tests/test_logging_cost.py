@@ -1,4 +1,4 @@
-"""metrics.json's ``logging_s`` counts every TensorBoard write the README says it counts: scalars, texts, the
+"""metrics.json's ``logging_s`` counts every TensorBoard write docs/performance.md says it counts: scalars, texts, the
 layout, pictures and hparams — and counts nothing twice. A fake clock advances only while the writer writes."""
 
 from __future__ import annotations

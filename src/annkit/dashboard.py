@@ -1,7 +1,7 @@
 """TensorBoard as a product surface: the tag scheme, its custom-scalars layout, the pictures and
 the hparams of a run.
 
-Tags (README, "TensorBoard"): a scalar is ``<metric>/<split>`` (``loss/train``, ``acc/val``,
+Tags (docs/tensorboard.md): a scalar is ``<metric>/<split>`` (``loss/train``, ``acc/val``,
 ``balanced_accuracy/val``), a per-class one ``<metric>/<split>/<class>`` (``recall/val/Bag``), x =
 epoch, so runs with different batch sizes line up; ``step/*`` are per log interval (x = global
 step). :func:`epoch_tag` maps a history row's keys to those tags, and :func:`layout` puts train and

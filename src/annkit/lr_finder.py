@@ -22,7 +22,7 @@ holds the parts that do not read a config:
   max_lr. The half-drop point itself is the most repeatable landmark (its spread over seeds is
   ~0.05 decade on Fashion-MNIST) but sits where a sweep of a few steps per rung learns, ~1.5
   decades below the best learning rate of a real run (scripts/lr_find_eval.py measures this; the
-  README quotes it). fastai's ``valley``, the steepest slope and minimum/10 are computed from the
+  docs/lr-find.md quotes it). fastai's ``valley``, the steepest slope and minimum/10 are computed from the
   same smoothed curve for comparison.
 * :func:`consensus` — the median suggestion of several sweeps and its spread in decades.
 * :func:`sweep` — the loop over the rungs, calling the caller's training step (annkit's own

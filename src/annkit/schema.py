@@ -96,6 +96,8 @@ def choice(*options: str) -> Rule:
 BOOL = Rule(lambda v: isinstance(v, bool), "true or false")
 TEXT = Rule(lambda v: isinstance(v, str) and v != "", "a non-empty string")
 PATH_OR_NULL = Rule(lambda v: v is None or (isinstance(v, str) and v != ""), "a folder path or null")
+FILE_OR_NULL = Rule(PATH_OR_NULL.check, "a file path or null")
+COLUMN_OR_FILE = Rule(PATH_OR_NULL.check, "a column name, a file path, or null")
 TEXT_LIST = Rule(
     lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
     "a list of folder paths, e.g. [data/fashion_mnist]",
@@ -178,7 +180,7 @@ IMAGE_DATASET: dict[str, Any] = {
     ),
     "limit_train": integer(1, nullable=True),
     **SHAPING,
-    "sample_weight": PATH_OR_NULL,
+    "sample_weight": FILE_OR_NULL,
     "augment": {"hflip": BOOL, "shift": integer(0, 8)},
 }
 LOGIC: dict[str, Any] = {"name": TEXT, "copies": integer(1), "noise": number(0.0)}
@@ -204,17 +206,17 @@ DATASET_SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "csv": {
         "name": TEXT,
-        "path": PATH_OR_NULL,
-        "train": PATH_OR_NULL,
-        "val": PATH_OR_NULL,
-        "test": PATH_OR_NULL,
+        "path": FILE_OR_NULL,
+        "train": FILE_OR_NULL,
+        "val": FILE_OR_NULL,
+        "test": FILE_OR_NULL,
         "target": Rule(lambda v: v is None or COLUMNS.check(v), "a column name, or a list of column names"),
         "features": Rule(
             lambda v: v is None or (isinstance(v, list) and COLUMNS.check(v)),
             "null (all other columns) or a list of column names",
         ),
         "task": choice(*CSV_TASKS),
-        "sample_weight": PATH_OR_NULL,
+        "sample_weight": COLUMN_OR_FILE,
         "standardize": BOOL,
         "val_size": SPLIT_SIZE,
         "test_size": SPLIT_SIZE,

@@ -1,4 +1,4 @@
-"""What a finished ``annkit train`` run records: the checkpoint's metadata, metrics.json (every key the README
+"""What a finished ``annkit train`` run records: the checkpoint's metadata, metrics.json (every key docs/getting-started.md
 lists), and the final scalars beside the hparams in TensorBoard. Task layer: reads the config beside the results.
 """
 
