@@ -197,10 +197,14 @@ def test_mnist_config_trains_on_synthetic_idx_files(tmp_path):
     assert m["test"]["accuracy"] > 0.95  # the synthetic classes are separable
 
 
-def test_same_seed_same_run_bit_for_bit(tmp_path):
+def test_same_seed_same_run_bit_for_bit(tmp_path, monkeypatch):
     """trainer.seed fixes the split, the init, the shuffling and the augmentation: two runs with the
     same seed (and the deterministic switch on) end with identical histories and identical weights."""
     import io
+
+    # trainer.deterministic sets CUBLAS_WORKSPACE_CONFIG in this (worker) process; set here, monkeypatch takes it away
+    # again after the test, so the tests that run next in this worker see the environment they started with
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
     from hydra import compose, initialize_config_module
     from rich.console import Console
