@@ -13,8 +13,10 @@ each batch size:
 
 ``--logging N`` also runs the real default recipe (``annkit train``, in this process, N epochs on
 the full data) and reports what its TensorBoard logging cost: the seconds spent writing scalars,
-texts, confusion matrices, misclassified grids and hparams (metrics.json's ``logging_s``) per
-epoch and as a share of the epoch time (the issue-6 budget: at most 3 %).
+texts, pictures, layer health and hparams (metrics.json's ``logging_s``) per epoch and as a share
+of the epoch time (the budget: at most 3 %); and on TF Playground's spiral (200 epochs) the wall time
+with the default pictures against every picture off (the budget: at most 1.5×) and the milliseconds
+of each picture.
 
 ``--ddp N`` runs the default recipe for N epochs twice, as real ``annkit train`` commands: in one
 process, and as ``torchrun --standalone --nproc-per-node=2`` (DistributedDataParallel, gloo on
@@ -38,7 +40,9 @@ import platform
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from rich.console import Console
@@ -102,6 +106,48 @@ def bench_logging(root: str, epochs: int, device: str) -> dict[str, float]:
         "share": m["logging_s"] / epoch_s,
         "test_accuracy": m["test"]["accuracy"],
     }
+
+
+def bench_playground(device: str, epochs: int = 200) -> dict[str, Any]:
+    """TF Playground's spiral (``experiment=spiral_activations``, ``epochs`` epochs) with its images off (no
+    pictures, no confusion matrices; the scalars and the layer health stay) and with the defaults: wall time of each
+    and their ratio; then the milliseconds of each picture as TensorBoard gets it (drawn on the run's model)."""
+    import io
+
+    from hydra import compose, initialize_config_module
+
+    from annkit.checkpoint import load_model
+    from annkit.dashboard import pixels
+    from annkit.inside import render
+    from annkit.tasks.show import checkpoint_views
+    from annkit.tasks.train import train
+
+    base = ["experiment=spiral_activations", f"trainer.epochs={epochs}", f"trainer.device={device}"]
+    off = ["logger.images_every=0", "logger.confusion=false"]
+    walls = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, words in (("off", [*base, *off]), ("default", base)):
+            with initialize_config_module(config_module="annkit.configs", version_base=None):
+                cfg = compose("train", words)
+            m = train(cfg, Path(tmp) / name, console=Console(file=io.StringIO()))
+            walls[name] = m["wall_s"]
+        model, ckpt = load_model(Path(tmp) / "default" / "checkpoints" / "best.safetensors", device)
+        views = checkpoint_views(ckpt.meta, torch.device(device), resolution=40)
+        ms: dict[str, list[float]] = {}
+        for _ in range(5):
+            started = time.perf_counter()
+            figures = render(model, views, "bench", boundary=True, board=True)
+            build = (time.perf_counter() - started) / len(figures)  # the forward passes, shared out
+            for tag, fig in figures.items():
+                t0 = time.perf_counter()
+                if not isinstance(fig, np.ndarray):
+                    pixels(fig)
+                ms.setdefault(tag, []).append(1000 * (build + time.perf_counter() - t0))
+    every = max(1, -(-epochs // 5))
+    return {
+        "epochs": epochs, "images_every": every, "off_s": walls["off"], "default_s": walls["default"],
+        "ratio": walls["default"] / walls["off"], "ms_per_picture": {k: sorted(v)[2] for k, v in ms.items()},
+    }  # fmt: skip
 
 
 def bench_ddp(root: str, epochs: int, device: str) -> list[dict[str, float]]:
@@ -400,6 +446,13 @@ def main() -> None:
             f"[bold]logging[/] (default recipe, {logging['epochs']} epochs, TensorBoard defaults): "
             f"{logging['logging_s'] * 1000:.0f} ms per epoch of {logging['epoch_s']:.2f} s = "
             f"[bold]{logging['share']:.1%}[/] of the epoch time · test accuracy {logging['test_accuracy']:.2%}"
+        )
+        logging["playground"] = play = bench_playground(str(device))
+        console.print(
+            f"[bold]playground[/] (spiral, {play['epochs']} epochs, pictures every {play['images_every']}): "
+            f"{play['default_s']:.1f} s with the defaults, {play['off_s']:.1f} s with its images off = "
+            f"[bold]{play['ratio']:.2f}×[/] · ms per picture (median of 5): "
+            + ", ".join(f"{k} {v:.0f}" for k, v in play["ms_per_picture"].items())
         )
     ddp = None
     if args.ddp:

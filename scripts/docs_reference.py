@@ -165,7 +165,7 @@ def task_section(task: str, config_name: str, schema: Mapping[str, Any]) -> list
     out = [f"## annkit {task}", "", "| key | value | default | meaning |", "|---|---|---|---|"]
     for key, value in config.items():
         rule = schema.get(key)
-        expected = rule.expected if isinstance(rule, Rule) else "a dataset option and its keys"
+        expected = getattr(rule, "expected", "a dataset option and its keys")  # a Rule, or a check that says
         out.append(f"| `{key}` | {cell(expected)} | {code(value)} | {cell(docs[key])} |")
     return [*out, ""]
 
@@ -174,6 +174,7 @@ def config_reference() -> str:
     """The text of docs/reference/config.md. Raises MissingMeaning when a key has no meaning written."""
     from annkit.tasks.evaluate import EVAL_SCHEMA
     from annkit.tasks.predict import PREDICT_SCHEMA
+    from annkit.tasks.show import SHOW_SCHEMA
 
     out = [
         GENERATED,
@@ -200,6 +201,7 @@ def config_reference() -> str:
     out += ["# Other tasks' keys", ""]
     out += task_section("eval", "eval", EVAL_SCHEMA)
     out += task_section("predict", "predict", PREDICT_SCHEMA)
+    out += task_section("show", "show", SHOW_SCHEMA)
     out += task_section("board", "board", BOARD_SCHEMA)
     return "\n".join(out).rstrip() + "\n"
 

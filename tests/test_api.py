@@ -54,8 +54,8 @@ def test_a_bad_override_raises_annkit_error_with_the_clis_message(tmp_path):
         annkit.compose("trainer.epoch=3")
     cli = assert_user_error(run_annkit("train", "trainer.epoch=3", cwd=tmp_path), 'Did you mean "trainer.epochs"?')
     assert " ".join(str(err.value).split()) in cli
-    with pytest.raises(annkit.AnnkitError, match=re.escape("trainer.epochs=0 is not valid")):
-        annkit.train("trainer.epochs=0", run_dir=tmp_path / "never", progress=False)
+    with pytest.raises(annkit.AnnkitError, match=re.escape("trainer.epochs=-1 is not valid")):
+        annkit.train("trainer.epochs=-1", run_dir=tmp_path / "never", progress=False)
     assert not (tmp_path / "never").exists()
 
 

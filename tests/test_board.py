@@ -321,7 +321,7 @@ def test_board_settings_are_checked_by_the_validator_every_task_uses(tmp_path):
         "port",
         "`annkit board --cfg job`",
     )
-    train = run_annkit("train", "trainer.epochs=0", cwd=tmp_path)
+    train = run_annkit("train", "trainer.epochs=-1", cwd=tmp_path)
     assert_user_error(
-        train, "trainer.epochs=0 is not valid: expected a whole number ≥ 1", "Set it with trainer.epochs=<value>"
+        train, "trainer.epochs=-1 is not valid: expected a whole number ≥ 0", "Set it with trainer.epochs=<value>"
     )

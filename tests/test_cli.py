@@ -35,7 +35,7 @@ def test_unknown_subcommand(tmp_path):
 def test_train_help_shows_groups_and_keys(tmp_path):
     proc = run_annkit("train", "--help", cwd=tmp_path, env={"COLUMNS": "80"})
     assert proc.returncode == 0
-    assert "optimizer  (optimizer=adamw; options: adam, adamw, rmsprop, sgd)" in proc.stdout
+    assert "optimizer  (optimizer=adamw; options: adam, adamw, perceptron, rmsprop, sgd)" in proc.stdout
     assert "scheduler  (scheduler=auto; options: auto, cosine, none, onecycle, step)" in proc.stdout
     # every key with its default and its meaning, from the schema
     assert "  trainer.batch_size = 256\n      training samples per step" in proc.stdout

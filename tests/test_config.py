@@ -114,7 +114,7 @@ def test_defaults_are_the_documented_recipe():
     "override,needle",
     [
         ("model.activation=relux", 'Unknown activation "relux". Did you mean "relu"?'),
-        ("trainer.epochs=0", "trainer.epochs=0 is not valid: expected a whole number ≥ 1"),
+        ("trainer.epochs=-1", "trainer.epochs=-1 is not valid: expected a whole number ≥ 0"),
         ("trainer.epochs=abc", "trainer.epochs='abc' is not valid"),
         ("trainer.batch_size=2.5", "trainer.batch_size=2.5 is not valid"),
         ("model.dropout=1.0", "model.dropout=1.0 is not valid: expected a number in [0.0, 1.0)"),

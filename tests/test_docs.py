@@ -29,6 +29,7 @@ TOPICS = [  # the issue's pages: getting started … development, plus the gener
     "checkpoints.md",
     "eval-predict.md",
     "tensorboard.md",
+    "inside.md",
     "sweeps.md",
     "gpu.md",
     "slides.md",
@@ -103,7 +104,10 @@ def test_the_config_reference_is_current_and_lists_every_key():
         "docs/reference/config.md is stale: run python scripts/docs_reference.py"
     )
     # a row per key, with the schema's rule and the YAML's default: a few checked by hand
-    assert "| `trainer.epochs` | a whole number ≥ 1 | `30` | passes over the training split |" in text
+    assert (
+        "| `trainer.epochs` | a whole number ≥ 0 | `30` | passes over the training split (0: train nothing, score the starting weights) |"
+        in text
+    )
     assert "| `optimizer.head_lr_mult` | a number > 0 |" in text
     assert "| `dataset.noise` | a number in [0.0, 0.5] | `0.0` | 0 … 0.5: TF Playground's noise slider / 100 |" in text
     assert "| `experiment=xor_tanh` |" in text and "`dataset=xor`" in text

@@ -71,8 +71,11 @@ def test_reduction_rules():
     assert reduce_loss(losses).item() == pytest.approx(7 / 3)
     assert reduce_loss(losses, w, "mean").item() == pytest.approx((1 + 1 + 0) / 3)  # Σwℓ/N
     assert reduce_loss(losses, w, "weighted_mean").item() == pytest.approx((1 + 1 + 0) / 1.5)  # Σwℓ/Σw
+    assert reduce_loss(losses, w, "sum").item() == pytest.approx(
+        1 + 1 + 0
+    )  # Σwℓ: the perceptron rule's, not a config value
     with pytest.raises(ValueError):
-        reduce_loss(losses, w, "sum")
+        reduce_loss(losses, w, "total")
 
 
 def test_squared_error_worked_example_from_the_slides():

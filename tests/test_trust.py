@@ -50,7 +50,7 @@ CRAFTED = {
     "hydra.callbacks.pwn._target_=os.system": "is a Hydra setting",
     "+model.mode=w": "adds, deletes or moves a key",
     "model.evil=1": "is not a key of annkit's config",
-    "trainer.epochs=many": "has a value of the wrong type (expected a whole number ≥ 1)",
+    "trainer.epochs=many": "has a value of the wrong type (expected a whole number ≥ 0)",
     "optimizer._target_=builtins.eval": "names a class outside torch.optim",
     "trainer.seed=${oc.env:HOME}": "holds an interpolation",
     "experiment=pwn": "names an option of config group experiment that annkit does not ship",
@@ -491,7 +491,7 @@ def test_an_unknown_group_option_lists_the_options_and_guesses(tmp_path):
     assert_user_error(
         proc,
         'there is no optimizer option "sgdd". Did you mean "sgd"?',
-        "adam, adamw, rmsprop, sgd",
+        "adam, adamw, perceptron, rmsprop, sgd",
         "`annkit train optimizer=sgd`",
     )
     assert proc.returncode == 2 and not (tmp_path / "outputs").exists()

@@ -10,7 +10,10 @@ import shlex
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from annkit.cli import SUBCOMMANDS
+from annkit.autodiff import parse
+from annkit.cli import SUBCOMMANDS, positional
+from annkit.errors import AnnkitError
+from annkit.tasks.autodiff import read_words
 from tests.conftest import OUTPUTS, run_annkit
 
 PARSER = OverridesParser.create()
@@ -38,8 +41,19 @@ def problems(cmd: str) -> str | None:
         return f"shlex cannot split it ({err})"
     if words[0] != "annkit" or (len(words) > 1 and words[1] not in SUBCOMMANDS and not words[1].startswith("-")):
         return "it does not start with annkit <subcommand>"
+    if len(words) > 1 and words[1] == "autodiff":  # not a Hydra app: its own words, an expression and name=number
+        try:
+            request = read_words(words[2:])
+            parse(request.expression, list(request.at))
+        except AnnkitError as err:
+            return f"annkit autodiff refuses it ({err})"
+        return None
+    try:
+        rest = positional(words[1], words[2:]) if len(words) > 1 else []  # show's, compare's bare words
+    except AnnkitError as err:
+        return f"its bare words are refused ({err})"
     skip = False
-    for word in words[2:]:
+    for word in rest:
         if skip or word.startswith("-") or word == "X":
             skip = word in ("-c", "--cfg", "-cd", "--config-dir", "-cn", "--config-name", "-cp", "--config-path")
             continue

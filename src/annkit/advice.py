@@ -89,7 +89,7 @@ def result_warnings(
             f"({guess:.3g} = ln {k if loss == 'ce' else 2}): the steps overshoot. The learning rate ({lr:.3g}) is "
             f"likely far too high; `annkit lr-find` with the same overrides measures one."
         )
-    elif len(losses) > 1 and losses[-1] > GROWTH * min(losses):
+    elif len(losses) > 1 and min(losses) > 0 and losses[-1] > GROWTH * min(losses):
         out.append(
             f"the training loss grew from {min(losses):.3g} to {losses[-1]:.3g} (×{losses[-1] / min(losses):,.0f}): "
             f"training went unstable. Lower the learning rate ({lr:.3g}) or clip gradients (trainer.grad_clip=1.0)."
@@ -132,3 +132,20 @@ def go_on_note(run_dir: Path, shown: str) -> str:
             f"with `{command('train', override('resume', shown))}`."
         )
     return "stopped at once, before the run saved its first checkpoint: start it again with the same command."
+
+
+def perceptron_outcome(history: Sequence[dict[str, float]], n_train: int) -> tuple[bool, str]:
+    """(converged, what to say) after the perceptron rule: it converged when an epoch made no mistake — and so no
+    update — on the training samples; otherwise no line it tried separated them."""
+    if history and history[-1].get("train/accuracy", 0.0) >= 1.0:
+        return True, (
+            f"the perceptron rule converged: epoch {len(history)} made no update (every training sample on the right "
+            f"side of the line w·x + b = 0), so training stopped."
+        )
+    wrong = round((1 - history[-1]["train/accuracy"]) * n_train) if history else n_train
+    return False, (
+        f"the perceptron rule did not converge in {len(history)} epochs: the last one still got {wrong} of {n_train} "
+        f"training samples wrong. If no line separates the classes — XOR's do not — it never will: one neuron draws "
+        f"one line. A hidden layer can (experiment=xor_tanh trains one by backprop; experiment=xor_by_hand sets one "
+        f"by hand)."
+    )

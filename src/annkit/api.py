@@ -46,9 +46,9 @@ from annkit.overrides import check_groups, check_keys, key_of, read
 from annkit.rundir import protect
 from annkit.runtime import resolve_device, restored_process_state
 
-CONFIGS = {"train": "train", "lr-find": "lr_find", "eval": "eval", "predict": "predict"}
+CONFIGS = {"train": "train", "lr-find": "lr_find", "eval": "eval", "predict": "predict", "show": "show"}
 MODULES = {"train": "annkit.tasks.train", "lr-find": "annkit.tasks.lr_find", "eval": "annkit.tasks.evaluate",
-           "predict": "annkit.tasks.predict"}  # fmt: skip
+           "predict": "annkit.tasks.predict", "show": "annkit.tasks.show"}  # fmt: skip
 Overrides = Sequence[str]
 
 
@@ -149,6 +149,10 @@ class Run:
         best = self.metrics.get("best_metric")
         title = f"{self.run_dir.name} · best {best} at epoch {self.metrics.get('best_epoch')}" if best else ""
         return history_figure(self.history, best, self.metrics.get("best_epoch"), title)
+
+    def pictures(self, **settings: Any) -> dict[str, Picture]:
+        """:meth:`Model.pictures` of the best checkpoint (the PNGs of ``pictures/`` in the run dir, as Figures)."""
+        return self.loaded.pictures(**settings)
 
     def board(self) -> str:
         """The command that shows this run in TensorBoard."""
@@ -313,6 +317,17 @@ class Model:
         """:func:`evaluate` on this checkpoint: ``split=val``, ``dataset=<name>``, ``dataset.<key>=…`` as in the CLI."""
         return evaluate(self.checkpoint, *overrides, run_dir=run_dir, progress=progress)
 
+    def pictures(self, *, max_units: int = 16, resolution: int = 80, first_layer: int = 64) -> dict[str, Picture]:
+        """What ``annkit show`` draws, as Figures by name (a notebook shows each inline): every layer's unit maps
+        (``units/input``, ``units/layer<i>``, ``units/output``) and the ``boundary`` for 2-D data, the ``diagram``,
+        and ``first_layer`` (the first layer's weight rows) for images."""
+        from annkit.inside import render
+        from annkit.tasks.show import checkpoint_views
+
+        views = checkpoint_views(self.meta, self.device, max_units=max_units, resolution=resolution,
+                                 first_layer=first_layer)  # fmt: skip
+        return render(self.module, views, f"epoch {self.meta.get('epoch')}", boundary=True)
+
 
 def load(checkpoint: str | Path | Run, device: str = "cpu") -> Model:
     """A checkpoint written by annkit (safetensors; its metadata trust-checked, never executed) as a :class:`Model`.
@@ -338,6 +353,31 @@ def evaluate(checkpoint: str | Path, *overrides: str, run_dir: str | Path | None
         return evaluate_checkpoint(cfg, where, console=console_for(progress))
 
 
+def show(
+    path: str | Path | Run, *overrides: str, run_dir: str | Path | None = None, progress: bool = True
+) -> list[Path]:
+    """``annkit show <path> <overrides>`` in this process: the pictures of a run dir's best checkpoint (or of a
+    checkpoint) as PNGs in ``run_dir`` (default ``outputs/show/runs/<time>``); returns their paths."""
+    from annkit.tasks.show import show_pictures
+
+    where_from = path.run_dir if isinstance(path, Run) else path
+    cfg, _, where = setup("show", [override("path", str(where_from)), *overrides], None, run_dir, None)
+    protect(where, task="show", sweep=False, overwrite=bool(cfg.get("overwrite")), overwrite_key="overwrite")
+    where.mkdir(parents=True, exist_ok=True)
+    with restored_process_state():
+        return show_pictures(cfg, where, console=console_for(progress))
+
+
+def autodiff(expression: str, mode: str = "both", progress: bool = True, **at: float) -> dict[str, Any]:
+    """``annkit autodiff '<expression>' x=3 y=4``: the graph in forward and reverse mode (printed unless
+    ``progress=False``) and ``{"f", "forward", "reverse", "torch", "agree"}``: f, each mode's partials, torch's."""
+    from annkit.tasks.autodiff import MODES, Request, differentiate
+
+    if mode not in MODES:
+        raise AnnkitError(f"mode={mode!r} is not one of {', '.join(MODES)}.")
+    return differentiate(Request(expression, {k: float(v) for k, v in at.items()}, mode), console_for(progress))
+
+
 def load_data(*overrides: str, config_dir: str | Path | None = None, device: str = "cpu") -> Data:
     """The dataset ``annkit train <overrides>`` trains on, split as that run splits it (its seed): ``.train``,
     ``.val``, ``.test`` (each ``.x``, ``.y``), ``.names``, ``.task``. Images are raw uint8 pixels, the units
@@ -351,4 +391,5 @@ def load_data(*overrides: str, config_dir: str | Path | None = None, device: str
         return load(resolved["dataset"], seed=resolved["trainer"]["seed"], device=where)
 
 
-__all__ = ["LRFind", "Model", "Prediction", "Run", "compose", "evaluate", "load", "load_data", "lr_find", "train"]
+__all__ = ["LRFind", "Model", "Prediction", "Run", "autodiff", "compose", "evaluate", "load", "load_data", "lr_find",
+           "show", "train"]  # fmt: skip

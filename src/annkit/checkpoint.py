@@ -364,3 +364,13 @@ class Checkpointer(Hook):
 
     def on_save_point(self, step: int) -> None:
         self.save()
+
+    def on_fit_start(self, *, epochs: int, steps_per_epoch: int) -> None:
+        self.epochs = epochs
+
+    def on_fit_end(self) -> None:
+        """A run of trainer.epochs=0 trained nothing: its given (or initial) weights are its best and its last."""
+        if getattr(self, "epochs", None) == 0 and self.state.step == 0:
+            meta = self._meta(epoch=0, step=0, batch=0, metrics={})
+            write_or_explain(self.folder / "best.safetensors", serialize_checkpoint(self.model.state_dict(), meta))
+            self.save()

@@ -28,13 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from annkit import __version__
+from annkit.commands import override
 from annkit.errors import EXIT_USAGE, AnnkitError, did_you_mean, print_error, user_errors
 from annkit.help import print_task_help
 from annkit.overrides import CommandLine, check_config_dir, check_groups, check_keys, fixed_dir, read
 from annkit.rundir import discard_if_unused, protect
 
 # name → (its module, with run(cfg) and optionally prepare_argv / WRITES_RUN_DIR / OVERWRITE_KEY; its primary
-# config in configs/; a one-line description). The module (torch and all) is imported only when the task runs.
+# config in configs/, or "" for a subcommand that is no Hydra app and reads its own words with main(args); a
+# one-line description). The module (torch and all) is imported only when the task runs.
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "train": (
         "annkit.tasks.train",
@@ -56,12 +58,24 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "predict",
         "Predict with a checkpoint on a CSV, an image or a folder of images: predictions.csv.",
     ),
+    "show": (
+        "annkit.tasks.show",
+        "show",
+        "The pictures of a trained network as PNGs: unit maps, boundary, diagram, first-layer weights.",
+    ),
+    "autodiff": (
+        "annkit.tasks.autodiff",
+        "",
+        "Differentiate an expression by hand: forward mode (dual numbers), reverse mode, checked by torch.",
+    ),
     "board": (
         "annkit.tasks.board",
         "board",
         "TensorBoard on the runs (curves, hparams table), on this machine only: http://127.0.0.1:6006/.",
     ),
 }
+# subcommands that take their main argument as a bare word: `annkit show outputs/x` is `annkit show path=outputs/x`
+POSITIONAL: dict[str, str] = {"show": "path"}
 HELP_FLAGS = ("--help", "-h")
 HYDRA_ONLY_FLAGS = ("--hydra-help", "--cfg", "-c", "--info", "-i")  # Hydra answers these; no task runs
 COMPLETION_FLAGS = ("-sc", "--shell-completion")
@@ -90,6 +104,7 @@ EXAMPLES = [
     ),
     ("annkit eval checkpoint=<run dir>/checkpoints/best.safetensors", "score a checkpoint on its test split"),
     ("annkit predict checkpoint=<file> input=photos/", "predict images (or a CSV) → predictions.csv"),
+    ("annkit show outputs/train/runs/<time>", "a trained network's pictures as PNGs: unit maps, diagram, weights"),
     ("annkit board", "TensorBoard on every run under outputs/, at http://127.0.0.1:6006/ (port=0: any free port)"),
     ("annkit train --help", "that subcommand's config groups and every key, with its default and meaning"),
     ("annkit train --cfg job", "print the composed config and exit"),
@@ -216,7 +231,28 @@ def hydra_app(name: str) -> Callable[[], Any]:
     return hydra.main(version_base=None, config_path="pkg://annkit.configs", config_name=config)(task)
 
 
+def positional(name: str, args: list[str]) -> list[str]:
+    """A subcommand's bare word (no ``=``, not a flag) as its key's override, quoted for Hydra's grammar."""
+    key = POSITIONAL.get(name)
+    bare = [a for a in args if "=" not in a and not a.startswith("-")]
+    if key is None or not bare:
+        return args
+    if len(bare) > 1:
+        raise AnnkitError(
+            f"annkit {name} takes one {key} as a bare word, but got {len(bare)}: {', '.join(bare)}. Give one, e.g. "
+            f"annkit {name} {bare[0]}, and other settings as key=value."
+        )
+    return [override(key, a) if a == bare[0] else a for a in args]
+
+
 def run_subcommand(name: str, args: list[str]) -> None:
+    module, config, _ = SUBCOMMANDS[name]
+    if not config:  # not a Hydra app: it reads its own words (annkit autodiff)
+        if not any(a in COMPLETION_FLAGS for a in args):
+            importlib.import_module(module).main(args)
+        return
+    with user_errors():
+        args = positional(name, args)
     if any(a in HELP_FLAGS for a in args):
         with user_errors():
             print_task_help(name, SUBCOMMANDS[name][1], [a for a in args if a not in HELP_FLAGS])

@@ -36,6 +36,7 @@ from annkit.schema import (  # noqa: F401 - re-exported: the rules are the schem
     OPTIMIZER_KEYS,
     PATH_KEYS,
     REGRESSION_KINDS,
+    RULES,
     RUN_SCHEMA,
     SCHEDULER_FILLED,
     SCHEDULER_KEYS,
@@ -174,6 +175,11 @@ def check_optimizer(node: Any) -> None:
         raise AnnkitError(f"optimizer must be a mapping with _target_, not {node!r}; pick one with optimizer=adamw.")
     cls = _target_class(node, "optimizer", torch.optim.Optimizer, "torch.optim.SGD or torch.optim.AdamW")
     _check_kwargs(node, "optimizer", cls, OPTIMIZER_KEYS, {"params"})
+    if node.get("rule") not in RULES:
+        raise AnnkitError(
+            f"optimizer.rule={node.get('rule')!r} is not valid: expected one of {', '.join(RULES)} (backprop: the "
+            f"gradients of the loss; perceptron: Rosenblatt's rule on a single step neuron, optimizer=perceptron)."
+        )
     mult = node.get("head_lr_mult")
     if not (_is_num(mult) and mult > 0):
         raise AnnkitError(
@@ -241,10 +247,10 @@ EXAMPLE = "example:"  # dataset.path=example:iris.csv: a table shipped with annk
 def example_file(name: str) -> Path:
     """The path of example table ``name`` shipped with annkit, or a paragraph listing the examples."""
     folder = files("annkit.examples")
-    shipped = sorted(p.name for p in folder.iterdir() if p.name.endswith(".csv"))
+    shipped = sorted(p.name for p in folder.iterdir() if p.name.endswith((".csv", ".yaml")))
     if name not in shipped:
         raise AnnkitError(
-            f"{EXAMPLE}{name}: annkit ships no such example table. Its examples: "
+            f"{EXAMPLE}{name}: annkit ships no such example file. Its examples: "
             f"{', '.join(EXAMPLE + n for n in shipped)} (e.g. dataset.path={EXAMPLE}{shipped[0]})."
         )
     return Path(str(folder / name))
@@ -281,6 +287,8 @@ def portable(resolved: dict[str, Any], cwd: Path | None = None) -> None:
         if not isinstance(node, dict) or node.get(name) is None:
             continue
         value = node[name]
+        if key == "model.weights" and not isinstance(value, str):
+            continue  # the layers inline
         if key == "dataset.sample_weight" and node.get("name") == "csv" and _is_column(node, value, base):
             continue  # a column of the table
         node[name] = [absolute(v, base) for v in value] if isinstance(value, list) else absolute(value, base)
@@ -292,7 +300,11 @@ def path_values(resolved: dict[str, Any]) -> dict[str, Any]:
     for key in PATH_KEYS:
         group, _, name = key.rpartition(".")
         node = resolved.get(group) if group else resolved
-        if isinstance(node, dict) and node.get(name) is not None:
+        if (
+            isinstance(node, dict)
+            and node.get(name) is not None
+            and (key != "model.weights" or isinstance(node[name], str))
+        ):
             found[key] = node[name]
     return found
 

@@ -30,6 +30,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from annkit.data import Plane
+from annkit.figures import picture
 from annkit.head import Head
 from annkit.loop import Hook
 from annkit.models import LayerRow, eval_mode
@@ -78,7 +79,11 @@ def layout(task: str, penalty: bool) -> dict[str, dict[str, list[Any]]]:
     charts["learning rate"] = ["Multiline", [r"^lr$", r"^step/lr$"]]
     charts["speed"] = ["Multiline", [r"^throughput/samples_per_s$"]]
     per_class = {"classification": "recall", "multilabel": "f1", "regression": "r2"}[task]
-    return {"annkit": charts, "per class": {f"{per_class} (val)": ["Multiline", [rf"^{per_class}/val/"]]}}
+    health = {f"{name} by layer": ["Multiline", [rf"^health/{tag}/"]] for name, tag in
+              (("gradient norm", "grad_norm"), ("dead share", "dead"), ("saturated share", "saturated"),
+               ("mean activation", "mean_activation"))}  # fmt: skip
+    return {"annkit": charts, "per class": {f"{per_class} (val)": ["Multiline", [rf"^{per_class}/val/"]]},
+            "layer health": health}  # fmt: skip
 
 
 # the hparams every run records (besides the keys its command line or sweep sets)
@@ -203,20 +208,6 @@ class ConfusionPlot:
         return np.asarray(self.canvas.buffer_rgba())[..., :3].copy()
 
 
-def table_plane(splits: Mapping[str, torch.Tensor], axes: tuple[str, str]) -> Plane:
-    """The plane of a table with two input columns: the columns themselves, 10 % margin around the data."""
-    points = {name: x.detach().float().cpu().numpy() for name, x in splits.items()}
-    every = np.concatenate(list(points.values()))
-    lo, hi = every.min(axis=0), every.max(axis=0)
-    pad = np.maximum((hi - lo) * 0.1, 0.5)
-    return Plane(
-        lambda g: g.astype(np.float32),
-        points,
-        (float(lo[0] - pad[0]), float(hi[0] + pad[0]), float(lo[1] - pad[1]), float(hi[1] + pad[1])),
-        axes,
-    )
-
-
 @torch.no_grad()
 def boundary_figure(
     model: nn.Module,
@@ -237,7 +228,7 @@ def boundary_figure(
     with eval_mode(model):
         out = head.activate(model(prepare(torch.as_tensor(plane.inputs(grid), device=device), False)))
     out = out.float().cpu().numpy()
-    fig = Figure(figsize=(4.2, 4.0), dpi=90)
+    fig = picture((4.2, 4.0), dpi=90)  # a notebook shows it inline
     ax = fig.add_subplot()
     k = head.k
     if head.task == "classification" and k > 2:
@@ -349,7 +340,9 @@ class Dashboard(Timed, Hook):
     """Pictures and histograms into ``writer`` (a SummaryWriter) during :func:`annkit.loop.fit`.
 
     ``images_every``: decision boundary and misclassified grid every N epochs and at the last one
-    (0: never); ``confusion``: a confusion-matrix image at every evaluation; ``histograms_every``:
+    (0: never); ``confusion``: a confusion-matrix image at the same cadence (every evaluation when
+    ``images_every`` is 0: TensorBoard keeps 10 images a tag by default, so one per epoch of a long
+    run is drawn for nothing); ``histograms_every``:
     weights, biases, gradients and activations per dense layer every N epochs (0: off).
     ``seconds`` adds up the time spent here (the cost of the pictures)."""
 
@@ -387,7 +380,7 @@ class Dashboard(Timed, Hook):
         self.epochs = epochs
 
     def on_eval(self, epoch: int, report: Mapping[str, Any]) -> None:
-        if not (self.confusion and "confusion_matrix" in report):
+        if not (self.confusion and "confusion_matrix" in report and self.due(self.images_every or 1, epoch)):
             return
         with self.timed():
             self.plot = self.plot or ConfusionPlot(self.names)

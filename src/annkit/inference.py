@@ -217,6 +217,7 @@ def required_path(key: str, command: str, what: str) -> Callable[[Any], None]:
         if not isinstance(value, str) or not value:
             raise AnnkitError(f"{key}={value!r} is not a path: give {what}, e.g. {key}=<path>.")
 
+    check.expected = f"required: {what}"  # type: ignore[attr-defined]  # the config reference's value column
     return check
 
 

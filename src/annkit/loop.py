@@ -138,10 +138,11 @@ class Step:
     penalty: Penalty | None = None
     autocast_dtype: torch.dtype | None = None
     grad_clip: float | None = None
-    loss_fn: LossFn = field(init=False, repr=False)  # the head's training loss, made once
+    criterion: LossFn | None = None  # instead of the head's training loss (the perceptron rule's criterion)
+    loss_fn: LossFn = field(init=False, repr=False)  # the training loss, made once
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "loss_fn", self.head.loss_fn(train=True))
+        object.__setattr__(self, "loss_fn", self.criterion or self.head.loss_fn(train=True))
 
     def __call__(
         self, module: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch, *, skip_nonfinite: bool = False
@@ -176,6 +177,7 @@ class Policy:
     log_every: int = 50
     save_every: int | None = None
     nan_policy: str = "stop"
+    until_perfect: str | None = None  # a history key (train/accuracy): stop after an epoch where it reached 1
 
     def __post_init__(self) -> None:
         if self.nan_policy not in NAN_POLICIES:
@@ -340,7 +342,7 @@ def fit(
                hooks, should_stop or (lambda: False), collective,
                DivergenceWatch(policy.log_every, device, len(train_batches)), st.best_val)  # fmt: skip
     stop = policy.early_stopping
-    stopped_early = out_of_patience(st, stop)  # a resumed state that had run out of patience stays stopped
+    stopped_early = out_of_patience(st, stop) or perfect(st, policy)  # a resumed run that had stopped stays stopped
     outcome = "done"
     run.each("on_fit_start", epochs=policy.epochs, steps_per_epoch=len(train_batches))
     model.train()
@@ -352,7 +354,7 @@ def fit(
         outcome = _train_epoch(run, st, running, epoch, t0)
         if outcome != "done" or not _close_epoch(run, st, running, epoch, t0):
             break
-        stopped_early = out_of_patience(st, stop)
+        stopped_early = out_of_patience(st, stop) or perfect(st, policy)
         if run.should_stop() and st.epoch < policy.epochs and not stopped_early:
             outcome = "interrupted"
             break
@@ -360,9 +362,18 @@ def fit(
     return _result(st, run, stopped_early, outcome == "interrupted")
 
 
+def perfect(st: FitState, policy: Policy) -> bool:
+    """``policy.until_perfect``: the last epoch's value of that key reached 1 (the perceptron: no mistake, so no
+    update, in a whole epoch)."""
+    return policy.until_perfect is not None and bool(st.history) and st.history[-1][policy.until_perfect] >= 1.0
+
+
 def _result(st: FitState, run: _Run, stopped_early: bool, interrupted: bool) -> FitResult:
     best_state, best_epoch, best_val = st.best_state, st.best_epoch, st.best_val
-    if not best_state and st.history:  # every epoch's metric was NaN: keep the last weights
+    if not best_state and not st.history:  # epochs=0: nothing trained; the starting weights, scored
+        best_epoch, best_val = 0, run.step.score(run.model, run.val_batches)
+        best_state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+    elif not best_state:  # every epoch's metric was NaN: keep the last weights
         best_epoch, best_val = len(st.history), run.last_val
         best_state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
     return FitResult(

@@ -66,7 +66,10 @@ def reduce_loss(per_sample: torch.Tensor, weights: torch.Tensor | None = None, r
 
     - ``mean``:          Σᵢ wᵢ·ℓᵢ / N        (Keras's convention; without weights the plain mean)
     - ``weighted_mean``: Σᵢ wᵢ·ℓᵢ / Σᵢ wᵢ    (PyTorch's weighted CrossEntropyLoss convention)
+    - ``sum``:           Σᵢ wᵢ·ℓᵢ            (the perceptron rule's: each sample's update in full; not a config value)
     """
+    if reduction == "sum":
+        return per_sample.sum() if weights is None else (weights * per_sample).sum()
     if weights is None:
         return per_sample.mean()
     total = (weights * per_sample).sum()
@@ -75,6 +78,15 @@ def reduce_loss(per_sample: torch.Tensor, weights: torch.Tensor | None = None, r
     if reduction == "weighted_mean":
         return total / weights.sum()
     raise ValueError(f"reduction must be 'mean' or 'weighted_mean', not {reduction!r}")
+
+
+def perceptron_criterion(z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Rosenblatt's perceptron criterion per sample: (ŷ − y)·z with ŷ = [z > 0] the step neuron's output, z its
+    weighted sum (B×1) and y the class (B). ŷ is a comparison, constant to autograd, so the gradient is (ŷ − y)·x
+    for the weights and (ŷ − y) for the bias: a gradient step of size η is the perceptron rule
+    w ← w + η·(y − ŷ)·x, and a sample on the right side (ŷ = y) changes nothing. The criterion is ≥ 0."""
+    z = upcast(z)[:, 0]
+    return ((z > 0).to(z.dtype) - target.to(z.dtype)) * z
 
 
 def balanced_class_weights(counts: Sequence[int]) -> list[float]:

@@ -174,3 +174,11 @@ def scalars(report: dict[str, Any]) -> dict[str, float]:
 def metric_mode(name: str) -> str:
     """'max' for metrics where higher is better (accuracy, balanced_accuracy, r2, …), else 'min'."""
     return "max" if name.rsplit("/", 1)[-1] in MAXIMIZED else "min"
+
+
+def confusion_markdown(confusion: Sequence[Sequence[int]], names: Sequence[str]) -> str:
+    """A confusion matrix as a markdown table (rows: true class, columns: predicted)."""
+    head = "| true \\ predicted | " + " | ".join(names) + " |"
+    rule = "|---" * (len(names) + 1) + "|"
+    rows = [f"| **{name}** | " + " | ".join(str(v) for v in row) + " |" for name, row in zip(names, confusion)]
+    return "\n".join([head, rule, *rows])

@@ -180,11 +180,11 @@ def check_keys(task: str, line: CommandLine) -> None:
     """Every ``key=value`` names a key the composed config has (Hydra would only say "Could not override"); a new
     key needs ``+key=value``. The config is composed once, with the command line's groups and values, as Hydra will
     compose it; a failure of another kind is left to Hydra to report."""
-    keys = [o for o in line.parsed if o.type == OverrideType.CHANGE and "." in o.key_or_group
-            and not o.key_or_group.startswith("hydra.")]  # fmt: skip
+    loader = _loader(line.config_dirs)
+    keys = [o for o in line.parsed if o.type == OverrideType.CHANGE and not o.key_or_group.startswith("hydra")
+            and ("." in o.key_or_group or not loader.repository.group_exists(o.key_or_group))]  # fmt: skip
     if not keys:
         return
-    loader = _loader(line.config_dirs)
     config = task.replace("-", "_")
     words = [w for w, o in zip(line.words, line.parsed) if not o.is_sweep_override()]
     try:

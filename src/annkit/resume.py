@@ -31,6 +31,8 @@ FILE_KEYS = (
 # Config keys a resumed run may change: where the data lives, the device, and how the run is watched
 # and saved. Everything else (model, data, loss, optimizer, schedule, seed, batch size …) is the
 # checkpoint's: changing it would not continue the run but start another.
+# keys added after runs were made: a run whose config lacks one ran as the key's default does
+ADDED_SINCE: dict[str, Any] = {"model.weights": None, "optimizer.rule": "backprop"}
 RESUME_MAY_CHANGE = (
     "resume",
     "trainer.epochs",
@@ -171,6 +173,9 @@ def resumed_config(now: dict[str, Any], ckpt: Checkpoint) -> dict[str, Any]:
     recorded = copy.deepcopy(saved)
     portable(recorded)  # a checkpoint of an older annkit may hold relative paths: relative to here, as it ran then
     old, new = flatten(recorded), flatten(now)
+    for key, value in ADDED_SINCE.items():  # a run from before a key existed ran with what its default now says
+        group, name = key.split(".")
+        old.setdefault(key, flatten({group: {name: value}})[key])
     files = ckpt.meta.get("data", {}).get("files", {})
     for key in FILE_KEYS:  # a data file may move: the same bytes elsewhere
         if key in files and new.get(key) is not None and old.get(key) != new.get(key):

@@ -33,6 +33,8 @@ GATES = {  # annkit.data.tabular: a gate's output for inputs (0,0), (0,1), (1,0)
     "nand": (1, 1, 1, 0),
     "nor": (1, 0, 0, 0),
     "xor": (0, 1, 1, 0),
+    "a": (0, 0, 1, 1),  # A itself (McCulloch–Pitts's identity neuron)
+    "a_and_not_b": (0, 0, 1, 0),  # A ∧ ¬B
 }
 CLASSIFICATION_KINDS = ("circle", "xor", "gauss", "spiral")  # TF Playground's state.ts `datasets`
 REGRESSION_KINDS = ("plane", "gauss")  # TF state.ts `regDatasets`: "reg-plane", "reg-gauss"
@@ -45,7 +47,8 @@ METRICS = tuple(dict.fromkeys(f"val/{m}" for names in TASK_METRICS.values() for 
 # (total_steps or T_max), and OneCycleLR's epochs/steps_per_epoch would contradict total_steps
 SCHEDULER_FILLED = {"total_steps", "T_max", "epochs", "steps_per_epoch", "optimizer"}
 SCHEDULER_KEYS = {"interval", "if_too_short"}  # annkit's own keys inside the scheduler group
-OPTIMIZER_KEYS = {"head_lr_mult"}  # and inside the optimizer group
+OPTIMIZER_KEYS = {"head_lr_mult", "rule"}  # and inside the optimizer group
+RULES = ("backprop", "perceptron")  # optimizer.rule: how the update is computed (annkit.tasks.build)
 HYDRA_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
 
 
@@ -143,6 +146,10 @@ MODEL_SCHEMA: dict[str, Any] = {
     "output_activation": choice("auto", *OUTPUT_ACTIVATIONS),
     "init_from": Rule(
         lambda v: v is None or (isinstance(v, str) and v != ""), "a checkpoint path (.safetensors) or null"
+    ),
+    "weights": Rule(
+        lambda v: v is None or (isinstance(v, str) and v != "") or (isinstance(v, list) and len(v) >= 1),
+        "a YAML or JSON file, or a list of layers [{weight: [[…]], bias: […]}, …], or null",
     ),
     "freeze": Rule(
         lambda v: (
@@ -276,7 +283,7 @@ LR_FIND_SCHEMA: dict[str, Any] = {
 
 RUN_SCHEMA: dict[str, Any] = {  # the train config's keys outside the groups checked by a function
     "trainer": {
-        "epochs": integer(1),
+        "epochs": integer(0),
         "batch_size": integer(1),
         "eval_batch_size": integer(1),
         "device": DEVICE,
@@ -307,6 +314,14 @@ RUN_SCHEMA: dict[str, Any] = {  # the train config's keys outside the groups che
         "boundary_resolution": integer(10, 1000),
         "histograms": BOOL,
         "histograms_every": integer(1),
+        "unit_maps": BOOL,
+        "diagram": BOOL,
+        "first_layer": integer(0, 1024),
+        "max_units": integer(1, 64),
+        "unit_resolution": integer(8, 200),
+        "health": BOOL,
+        "health_batch": integer(1),
+        "health_warn": number(0.0, 1.0),
     },
     "resume": Rule(lambda v: v is None or (isinstance(v, str) and v != ""), "a run dir or a checkpoint path, or null"),
 }
@@ -366,6 +381,7 @@ TORCH_TARGET = re.compile(r"torch\.optim\.(lr_scheduler\.)?[A-Za-z_][A-Za-z0-9_]
 
 # the keys of a train config that name files or folders: a run records them absolute (see :func:`portable`)
 PATH_KEYS = (
+    "model.weights",
     "dataset.root",
     "dataset.search",
     "dataset.path",

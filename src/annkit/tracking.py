@@ -322,7 +322,8 @@ class ConsoleReporter(Hook):
             self.progress.stop()
             self.progress = None
 
-    def summary(self, metrics: Mapping[str, Any], run_dir: Path) -> None:
+    def summary(self, metrics: Mapping[str, Any], run_dir: Path, extra: Sequence[Any] = ()) -> None:
+        """The result panel: the splits' metrics, the per-class tables, ``extra`` (the layer table), the run."""
         columns = SUMMARY_COLUMNS[self.task]
         table = Table(box=None, header_style="bold", pad_edge=False)
         table.add_column("split")
@@ -334,16 +335,22 @@ class ConsoleReporter(Hook):
         tables = per_class(
             self.task, {"val": metrics["val"], "test": metrics["test"]}, metrics["data"].get("train_class_counts", {})
         )
-        if tables:
-            parts += [Text(""), *tables]
+        for group in (tables, list(extra)):
+            parts += [Text(""), *group] if group else []
         stopped = " (stopped early)" if metrics.get("stopped_early") else ""
         if metrics.get("skipped_batches"):
             stopped += f" · {metrics['skipped_batches']} batches skipped (loss not finite)"
         parts += [
             Text(""),
             Text(
-                f"best epoch {metrics['best_epoch']} of {metrics['epochs']}{stopped} · "
-                f"{metrics['wall_s']:.1f} s wall · {metrics['samples_per_s']:,.0f} samples/s on {metrics['device']}"
+                (
+                    f"best epoch {metrics['best_epoch']} of {metrics['epochs']}{stopped} · "
+                    if metrics["epochs"]
+                    else "nothing trained (trainer.epochs=0): the starting weights, scored · "
+                )
+                + f"{metrics['wall_s']:.1f} s wall · "
+                + (f"{metrics['samples_per_s']:,.0f} samples/s on " if metrics["epochs"] else "on ")
+                + metrics["device"]
             ),
         ]
         self.console.print(Panel(Group(*parts), title="[bold]result", title_align="left", expand=False))
@@ -487,11 +494,3 @@ class TensorBoardLogger(Timed, Hook):
     def close(self) -> None:
         self.writer.flush()
         self.writer.close()
-
-
-def confusion_markdown(confusion: Sequence[Sequence[int]], names: Sequence[str]) -> str:
-    """A confusion matrix as a markdown table (rows: true class, columns: predicted)."""
-    head = "| true \\ predicted | " + " | ".join(names) + " |"
-    rule = "|---" * (len(names) + 1) + "|"
-    rows = [f"| **{name}** | " + " | ".join(str(v) for v in row) + " |" for name, row in zip(names, confusion)]
-    return "\n".join([head, rule, *rows])

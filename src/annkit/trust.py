@@ -207,8 +207,20 @@ def _check_data(data: Any, path: Path | str) -> None:
             and all(s > 0 for s in pre["std"])
         ):
             bad = "the table preprocessing's μ and σ are not one number per feature (σ > 0)"
+    plane = data.get("plane")
+    if not bad and plane is not None and not _plane(plane):
+        bad = "plane is not an extent of 4 finite numbers (min < max) with 2 axis names"
     if bad:
         raise untrusted(path, f"its data section does not hold: {bad}")
+
+
+def _plane(plane: Any) -> bool:
+    """A 2-D run's plane: ``{"extent": [x1 min, x1 max, x2 min, x2 max], "axes": [name, name]}``."""
+    if not (isinstance(plane, dict) and set(plane) == {"extent", "axes"} and _numbers(plane["extent"], 4)):
+        return False
+    x0, x1, y0, y1 = plane["extent"]
+    axes = plane["axes"]
+    return x0 < x1 and y0 < y1 and isinstance(axes, list) and len(axes) == 2 and all(isinstance(a, str) for a in axes)
 
 
 MODEL_SPEC = ("in_features", "hidden", "out_features", "activation", "dropout", "norm", "input_dropout")

@@ -13,7 +13,17 @@ from typing import Any
 import torch
 
 from annkit.data.batcher import Batcher
-from annkit.data.dataset import Data, Plane, Split, check_same_file, file_record, split_indices, split_train_val
+from annkit.data.dataset import (
+    Data,
+    Plane,
+    Split,
+    check_same_file,
+    file_record,
+    plane_of,
+    split_indices,
+    split_train_val,
+    table_plane,
+)
 from annkit.data.images import load_image_data
 from annkit.data.preprocess import Preprocess, augment, normalize
 from annkit.data.tabular import load_csv, load_logic, load_playground, load_xor
@@ -30,8 +40,10 @@ __all__ = [
     "file_record",
     "load_data",
     "normalize",
+    "plane_of",
     "split_indices",
     "split_train_val",
+    "table_plane",
 ]
 
 LOADERS = {

@@ -10,7 +10,7 @@ these from here, so no loader imports the package that dispatches to it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,17 @@ import torch
 from annkit.commands import shown
 from annkit.errors import AnnkitError
 
-__all__ = ["Data", "Plane", "Split", "check_same_file", "file_record", "split_indices", "split_train_val"]
+__all__ = [
+    "Data",
+    "Plane",
+    "Split",
+    "check_same_file",
+    "file_record",
+    "plane_of",
+    "split_indices",
+    "split_train_val",
+    "table_plane",
+]
 
 
 @dataclass
@@ -70,6 +80,31 @@ class Data:
     @property
     def num_classes(self) -> int:
         return len(self.names)
+
+
+def table_plane(splits: Mapping[str, torch.Tensor], axes: tuple[str, str]) -> Plane:
+    """The plane of a table with two input columns: the columns themselves, 10 % margin around the data."""
+    points = {name: x.detach().float().cpu().numpy() for name, x in splits.items()}
+    every = np.concatenate(list(points.values()))
+    lo, hi = every.min(axis=0), every.max(axis=0)
+    pad = np.maximum((hi - lo) * 0.1, 0.5)
+    return Plane(
+        lambda g: g.astype(np.float32),
+        points,
+        (float(lo[0] - pad[0]), float(hi[0] + pad[0]), float(lo[1] - pad[1]), float(hi[1] + pad[1])),
+        axes,
+    )
+
+
+def plane_of(data: Data) -> Plane | None:
+    """The plane a 2-D dataset's pictures cover: the playground's own, or a two-column table's columns (the
+    training and test points, 10 % margin); None for other data."""
+    if data.plane is not None:
+        return data.plane
+    if data.input_shape == (2,) and data.task != "multilabel":
+        names = data.preprocessing.get("features") or ["x1", "x2"]
+        return table_plane({"train": data.train.x, "test": data.test.x}, (str(names[0]), str(names[1])))
+    return None
 
 
 def file_record(path: str | Path) -> dict[str, str]:

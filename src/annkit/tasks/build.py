@@ -21,21 +21,26 @@ from hydra.utils import get_class, instantiate
 from annkit import distributed
 from annkit.checkpoint import Checkpoint, load_strict
 from annkit.commands import command, override, shown
-from annkit.dashboard import Dashboard, table_plane
 from annkit.data import Batcher, Data, load_data
 from annkit.distributed import World
 from annkit.errors import AnnkitError
 from annkit.finetune import InitReport, init_from, param_groups, resolve_freeze
 from annkit.fit_state import EarlyStopping, FitState
+from annkit.hand_weights import read_weights, set_weights
 from annkit.head import Head, check_task_and_loss
 from annkit.loop import Collective, Penalty, Policy, Step
-from annkit.losses import balanced_class_weights, penalized_weights, sample_weights, weight_penalty
+from annkit.losses import (
+    balanced_class_weights,
+    penalized_weights,
+    perceptron_criterion,
+    sample_weights,
+    weight_penalty,
+)
 from annkit.lr_search import SearchSettings
 from annkit.memory import check_fits, optimizer_slots, planned_inputs, widths_of
 from annkit.models import MLP
 from annkit.runtime import Threads, autocast_dtype, generator, resolve_device, seed_everything, set_rng_state
 from annkit.schema import TASK_METRICS
-from annkit.tracking import TensorBoardLogger
 
 
 @dataclass
@@ -92,8 +97,10 @@ def build(cfg: dict[str, Any], *, load_init: bool = True, jobs: int = 1, world: 
         machine.threads.settle()  # trainer.threads=auto: the cores other processes left free while the data loaded
     problem = build_problem(cfg, data, machine, world)
     network = build_network(cfg, problem, machine.device, load_init=load_init)
-    step = Step(problem.head, data.prepare, reduction=cfg["loss"]["reduction"], penalty=network.penalty,
-                autocast_dtype=machine.amp, grad_clip=trainer["grad_clip"])  # fmt: skip
+    rule = perceptron(cfg)  # the perceptron criterion, summed: each sample's update in full
+    step = Step(problem.head, data.prepare, reduction="sum" if rule else cfg["loss"]["reduction"],
+                penalty=network.penalty, autocast_dtype=machine.amp, grad_clip=trainer["grad_clip"],
+                criterion=perceptron_criterion if rule else None)  # fmt: skip
     return Built(machine, problem, network, step)
 
 
@@ -138,6 +145,8 @@ def build_problem(cfg: dict[str, Any], data: Data, machine: Machine, world: Worl
 def build_network(cfg: dict[str, Any], problem: Problem, device: torch.device, *, load_init: bool) -> Network:
     """The model (its initial weights drawn here), model.init_from and model.freeze, the optimizer, the penalty."""
     model_cfg, loss, data = cfg["model"], cfg["loss"], problem.data
+    if perceptron(cfg):
+        check_perceptron(cfg, problem)
     if model_cfg["norm"] == "batch" and len(data.train) < 2:
         raise AnnkitError(
             f"model.norm=batch needs at least 2 training samples, but the training split holds {len(data.train)}. "
@@ -148,11 +157,13 @@ def build_network(cfg: dict[str, Any], problem: Problem, device: torch.device, *
     init = (
         init_from(model, model_cfg["init_from"], data.names, device) if model_cfg["init_from"] and load_init else None
     )
+    if model_cfg["weights"] is not None and load_init:
+        set_weights(model, read_weights(model_cfg["weights"]))
     frozen = resolve_freeze(model_cfg["freeze"], model)
     if frozen:
         model.freeze(frozen)
     spec = dict(cfg["optimizer"])
-    head_lr_mult = spec.pop("head_lr_mult")
+    head_lr_mult, _ = spec.pop("head_lr_mult"), spec.pop("rule")
     if spec["lr"] == "auto":
         spec["lr"] = cfg["lr_find"]["start_lr"]  # a placeholder: the search sets each rung's lr, then the chosen one
     optimizer = instantiate(fused_on_cuda(spec, device), _convert_="all")(param_groups(model, spec["lr"], head_lr_mult))
@@ -219,7 +230,35 @@ def policy(cfg: dict[str, Any], task: str) -> Policy:
                           stop["min_delta"])  # fmt: skip
     return Policy(epochs=trainer["epochs"], best_metric=task_metric(trainer["best_metric"], task, "trainer.best_metric"),
                   early_stopping=early, log_every=trainer["log_every"],
-                  save_every=trainer["checkpoint"]["every_n_steps"], nan_policy=trainer["nan_policy"])  # fmt: skip
+                  save_every=trainer["checkpoint"]["every_n_steps"], nan_policy=trainer["nan_policy"],
+                  until_perfect="train/accuracy" if perceptron(cfg) else None)  # fmt: skip
+
+
+def perceptron(cfg: dict[str, Any]) -> bool:
+    """optimizer=perceptron: Rosenblatt's rule instead of backpropagation."""
+    return cfg["optimizer"]["rule"] == "perceptron"
+
+
+def check_perceptron(cfg: dict[str, Any], problem: Problem) -> None:
+    """The perceptron rule trains one step neuron on two classes: refused on anything else, before training."""
+    model, head = cfg["model"], problem.head
+    why = None
+    if model["hidden"]:
+        why = (f"model.hidden={model['hidden']} adds hidden layers, whose weights the rule cannot reach (it needs each "
+               f"neuron's own target, which only the output neuron has)")  # fmt: skip
+    elif not head.single_output:
+        why = (f"the network has {head.outputs} outputs ({head.task}, loss={head.loss}), not one step neuron: the rule "
+               f"needs two classes and loss=bce (one output, ŷ = [z > 0])")  # fmt: skip
+    elif cfg["optimizer"]["lr"] == "auto":
+        why = "optimizer.lr=auto has no meaning for it (the rule's steps do not follow a loss curve)"
+    elif cfg["loss"]["l1"] or cfg["loss"]["l2"]:
+        why = "loss.l1 / loss.l2 add a penalty the rule does not have"
+    if why:
+        raise AnnkitError(
+            f"optimizer=perceptron trains a single step neuron with Rosenblatt's rule w ← w + η(y − ŷ)x, but {why}. "
+            f"Use model.hidden=[] with loss=bce on two classes (e.g. annkit train experiment=perceptron_gates), or "
+            f"train hidden layers by backpropagation: optimizer=adam."
+        )
 
 
 def search_settings(cfg: dict[str, Any]) -> tuple[SearchSettings, int]:
@@ -250,26 +289,6 @@ def training_module(model: MLP, device: torch.device, *, ddp: bool, compile: boo
         module = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
         collective = Collective(distributed.all_sum, partial(distributed.broadcast_buffers, model))
     return (torch.compile(module) if compile else module), collective
-
-
-def make_dashboard(cfg: dict[str, Any], built: Built, tensorboard: TensorBoardLogger) -> Dashboard:
-    """The pictures of ``logger.*``: confusion matrices, decision boundaries of 2-D data (the
-    playground's plane, or a table's two columns), misclassified images, histograms."""
-    logger, data, epochs = cfg["logger"], built.problem.data, cfg["trainer"]["epochs"]
-    plane = data.plane
-    if plane is None and data.input_shape == (2,) and data.task != "multilabel":
-        names = data.preprocessing.get("features") or ["x1", "x2"]
-        plane = table_plane({"train": data.train.x, "test": data.test.x}, (str(names[0]), str(names[1])))
-    labels = None
-    if plane is not None:
-        labels = {split: getattr(data, split).y.cpu().numpy() for split in ("train", "val", "test")}
-    every = logger["images_every"] if logger["images_every"] != "auto" else max(1, math.ceil(epochs / 5))
-    return Dashboard(
-        tensorboard.writer, built.network.model, built.problem.head, names=data.names, prepare=data.prepare,
-        val=(data.val.x, data.val.y), plane=plane, labels=labels, images=len(data.input_shape) >= 2,
-        images_every=every, confusion=logger["confusion"], histograms_every=logger["histograms_every"] if logger["histograms"] else 0,
-        misclassified=logger["misclassified"], resolution=logger["boundary_resolution"], epochs=epochs,
-    )  # fmt: skip
 
 
 def check_distributed(cfg: dict[str, Any], world: World) -> None:

@@ -145,7 +145,8 @@ def setup_warnings(cfg: dict[str, Any], built: Built, lr: LearningRate) -> list[
     """What is odd about this setup before it trains: step-like activations, frozen random layers, the LR search's
     problems, classes without training samples."""
     model, network, problem = cfg["model"], built.network, built.problem
-    warnings = [w for w in [zero_gradient_warning(model["hidden"], model["activation"])] if w]
+    trains = cfg["trainer"]["epochs"] > 0  # trainer.epochs=0 scores given weights: nothing needs a gradient
+    warnings = [w for w in [zero_gradient_warning(model["hidden"], model["activation"])] if w and trains]
     if network.frozen and not model["init_from"]:
         warnings.append(f"model.freeze keeps layer(s) {network.frozen} at their random initial weights (there is no "
                         f"model.init_from): they act as a fixed random feature map.")  # fmt: skip

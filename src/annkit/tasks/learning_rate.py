@@ -148,7 +148,7 @@ def build_scheduler(
     spec = dict(spec)
     interval = spec.pop("interval")
     too_short = spec.pop("if_too_short", "refuse")
-    if spec.get("_target_") is None:
+    if spec.get("_target_") is None or epochs == 0:  # trainer.epochs=0 takes no step
         return None, interval
     length = epochs * steps_per_epoch if interval == "step" else epochs
     cls = get_class(spec["_target_"])

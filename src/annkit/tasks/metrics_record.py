@@ -12,7 +12,9 @@ from typing import Any
 import torch
 
 from annkit import distributed
+from annkit.advice import perceptron_outcome
 from annkit.checkpoint import Checkpoint
+from annkit.data import plane_of
 from annkit.distributed import World
 from annkit.fit_state import FitResult
 from annkit.metrics import scalars
@@ -38,6 +40,7 @@ def checkpoint_meta(used: dict[str, Any], overrides: list[str], built: Built, lr
     the lr asked and used, the command line, the constructor arguments of the model and the head, the data's
     task, classes, shape and preprocessing, the earlier parts of a resumed run, and the device."""
     data, head = built.problem.data, built.problem.head
+    plane = plane_of(data)  # 2-D data: the plane the pictures cover (annkit show draws over it again)
     resumed = list(ckpt.meta.get("resumed", [])) if ckpt is not None else []
     if ckpt is not None:
         resumed.append({"from": str(ckpt.path), "epoch": ckpt.meta["epoch"], "batch": ckpt.meta["batch"],
@@ -52,6 +55,7 @@ def checkpoint_meta(used: dict[str, Any], overrides: list[str], built: Built, lr
             "name": used["dataset"]["name"], "task": data.task, "classes": list(data.names),
             "input_shape": list(data.input_shape), "preprocessing": data.preprocessing, "output_activation": head.output,
             **({"files": data.files} if data.files else {}),
+            **({"plane": {"extent": list(plane.extent), "axes": list(plane.axes)}} if plane is not None else {}),
         },
         "resumed": resumed,
         "device": str(built.machine.device),
@@ -66,7 +70,7 @@ def metrics_record(cfg: dict[str, Any], built: Built, result: FitResult, test: d
                    timing: Timing, warnings: list[str], world: World | None, best_metric: str) -> dict[str, Any]:  # fmt: skip
     """metrics.json: the best epoch's train/val numbers, the test report, how the run went, what it ran on."""
     trainer, data, network, machine = cfg["trainer"], built.problem.data, built.network, built.machine
-    best = result.history[result.best_epoch - 1]
+    best = result.history[result.best_epoch - 1] if result.best_epoch else {}  # epochs=0: nothing trained
     params = sum(p.numel() for p in network.model.parameters())
     trainable = sum(p.numel() for p in network.model.parameters() if p.requires_grad)
     threads = machine.threads
@@ -76,7 +80,7 @@ def metrics_record(cfg: dict[str, Any], built: Built, result: FitResult, test: d
         "val": result.best_val, "test": test, "best_epoch": result.best_epoch, "best_metric": best_metric,
         "epochs": len(result.history), "stopped_early": result.stopped_early,
         "wall_s": timing.elapsed(), "train_s": result.train_seconds,
-        "samples_per_s": result.samples_seen / result.train_seconds,
+        "samples_per_s": result.samples_seen / result.train_seconds if result.train_seconds else 0.0,
         "device": str(machine.device), "threads": torch.get_num_threads(),
         **({"thread_changes": threads.changes} if threads is not None and threads.changes else {}),
         "compiled": trainer["compile"], "pid": os.getpid(),
@@ -89,6 +93,7 @@ def metrics_record(cfg: dict[str, Any], built: Built, result: FitResult, test: d
         **({"lr_find": meta["lr_find"]} if "lr_find" in meta else {}),
         **({"init_from": network.init.summary()} if network.init is not None else {}),
         **({"resumed": meta["resumed"]} if meta["resumed"] else {}),
+        **({"converged": perceptron_outcome(result.history, len(data.train))[0]} if built.step.criterion else {}),
         "history": result.history,
     }  # fmt: skip
     if world is not None:  # every rank takes part; the ranks must hold the same weights

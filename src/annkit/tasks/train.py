@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.text import Text
 
 from annkit import distributed
-from annkit.advice import LossTrend, diverged_text, divergence_advice, go_on_note, result_warnings
+from annkit.advice import LossTrend, diverged_text, divergence_advice, go_on_note, perceptron_outcome, result_warnings
 from annkit.checkpoint import Checkpoint, Checkpointer, peek
 from annkit.commands import command, override, shown
 from annkit.config import flatten, path_values, validate
@@ -32,7 +32,9 @@ from annkit.distributed import World, world_from_env
 from annkit.errors import Interrupted, TrainingDiverged, print_error, user_errors
 from annkit.finetune import report_markdown
 from annkit.fit_state import FitResult, FitState
+from annkit.inside import health_table
 from annkit.loop import Hook, fit
+from annkit.metrics import confusion_markdown
 from annkit.models import count_params, summarize
 from annkit.overrides import key_of, rewritten
 from annkit.records import write_record
@@ -42,10 +44,12 @@ from annkit.rundir import protect
 from annkit.runtime import StopSignals, parallel_jobs, rng_state
 from annkit.sweeps import objective
 from annkit.tasks import header, learning_rate
-from annkit.tasks.build import Built, build, check_distributed, make_dashboard, policy, restore, training_module
+from annkit.tasks.build import Built, build, check_distributed, policy, restore, training_module
 from annkit.tasks.learning_rate import LearningRate, build_scheduler, schedule_of
 from annkit.tasks.metrics_record import Timing, checkpoint_meta, final_scalars, metrics_record
-from annkit.tracking import ConsoleReporter, TensorBoardLogger, confusion_markdown
+from annkit.tasks.pictures import Pictures, make_pictures, picture_hooks
+from annkit.tracking import ConsoleReporter, TensorBoardLogger
+from annkit.truth import truth_parts
 
 
 def train(cfg: DictConfig, run_dir: Path, console: Console | None = None, overrides: list[str] | None = None,
@@ -92,8 +96,10 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None, overri
                                     capture_state(built, scheduler, state, timing), state,
                                     keep_last=asked["trainer"]["checkpoint"]["keep_last"])  # fmt: skip
         trend = LossTrend()  # the loss by lr, for the advice after a divergence
-        dashboard = make_dashboard(asked, built, tensorboard) if tensorboard is not None else None
-        hooks = training_hooks(built, world, checkpointer, tensorboard, dashboard, reporter, trend)
+        pictures = (
+            make_pictures(asked, built, tensorboard, reporter.warn, warnings) if tensorboard is not None else None
+        )
+        hooks = training_hooks(built, world, checkpointer, tensorboard, pictures, reporter, trend)
         module, collective = training_module(built.network.model, built.machine.device, ddp=world is not None,
                                              compile=asked["trainer"]["compile"])  # fmt: skip
         fit_policy = policy(asked, built.problem.data.task)
@@ -106,7 +112,7 @@ def train(cfg: DictConfig, run_dir: Path, console: Console | None = None, overri
         test = test_best(built, result, lr, warnings, reporter)
         metrics = metrics_record(asked, built, result, test, meta, timing, warnings, world, fit_policy.best_metric)
         if main:
-            write_results(cfg_used, overrides, built, result, metrics, run_dir, tensorboard, dashboard, reporter)
+            write_results(cfg_used, overrides, built, result, metrics, run_dir, tensorboard, pictures, reporter)
     finally:
         if tensorboard is not None:
             tensorboard.close()
@@ -190,10 +196,14 @@ def capture_state(built: Built, scheduler: Any, state: FitState, timing: Timing)
     return capture
 
 
-def training_hooks(built: Built, world: World | None, checkpointer: Checkpointer, tensorboard: Any, dashboard: Any,
-                   reporter: ConsoleReporter, trend: LossTrend) -> list[Hook]:  # fmt: skip
-    """Saved first, announced last: a row on screen means its checkpoint is on disk. Other ranks: the trend only."""
-    hooks: list[Hook] = [checkpointer, tensorboard, dashboard, reporter, trend] if tensorboard is not None else [trend]
+def training_hooks(built: Built, world: World | None, checkpointer: Checkpointer, tensorboard: Any,
+                   pictures: Pictures | None, reporter: ConsoleReporter, trend: LossTrend) -> list[Hook]:  # fmt: skip
+    """Saved first, announced last: a row on screen means its checkpoint is on disk; the health warnings follow the
+    row. Other ranks: the trend only."""
+    before, after = picture_hooks(pictures)
+    hooks: list[Hook] = (
+        [checkpointer, tensorboard, *before, reporter, *after, trend] if tensorboard is not None else [trend]
+    )
     threads = built.machine.threads
     if threads is not None and threads.governed and world is None:
         threads.notify = lambda text: reporter.print(Text(text, style="dim"))
@@ -224,30 +234,40 @@ def test_best(built: Built, result: FitResult, lr: LearningRate, warnings: list[
     built.network.model.load_state_dict(result.best_state)
     test = built.step.score(built.network.model, built.problem.test)
     data, loss = built.problem.data, built.problem.head.loss
-    for note in result_warnings(result.history, result.best_val, task=data.task, loss=loss, k=data.num_classes,
-                                lr=lr.used):  # fmt: skip
+    if built.step.criterion is not None:  # the perceptron rule: did an epoch go by without an update?
+        converged, text = perceptron_outcome(result.history, len(data.train))
+        if converged:
+            reporter.print(Text(text, style="green"))
+        else:
+            warnings.append(text)
+            reporter.warn(text)
+    curve = [] if built.step.criterion is not None else result.history  # the perceptron criterion is no loss curve
+    for note in result_warnings(curve, result.best_val, task=data.task, loss=loss, k=data.num_classes, lr=lr.used):
         warnings.append(note)
         reporter.warn(note)
     return test
 
 
 def write_results(cfg_used: dict[str, Any], overrides: list[str], built: Built, result: FitResult,
-                  metrics: dict[str, Any], run_dir: Path, tensorboard: TensorBoardLogger, dashboard: Any,
+                  metrics: dict[str, Any], run_dir: Path, tensorboard: TensorBoardLogger, pictures: Pictures,
                   reporter: ConsoleReporter) -> None:  # fmt: skip
-    """Rank 0: the test pictures and the hparams with their final values in TensorBoard, then metrics.json (its
-    ``logging_s``: what the scalars, texts, pictures and hparams cost this process), then the summary."""
+    """Rank 0: the test pictures and the hparams with their final values in TensorBoard, the pictures of the kept
+    weights as PNGs and the layer health, then metrics.json (its ``logging_s``: what the scalars, texts, pictures,
+    health and hparams cost this process), then the summary."""
     data, epochs = built.problem.data, len(result.history)
     if data.task == "classification":
         tensorboard.text(
             "test/confusion_matrix", confusion_markdown(metrics["test"]["confusion_matrix"], data.names), epochs
         )
-    dashboard.test(metrics["test"], epochs)
+    pictures.dashboard.test(metrics["test"], epochs)
     hparams, varying = hparam_values(flatten(cfg_used), overrides)
     tensorboard.finish(hparams, final_scalars(metrics, result, cfg_used["trainer"]["nan_policy"]), step=epochs,
                        varying=varying)  # fmt: skip
-    metrics["logging_s"] = tensorboard.seconds + dashboard.seconds
+    metrics.update(pictures.finish(run_dir, f"best epoch {result.best_epoch}"))
+    metrics["logging_s"] = tensorboard.seconds + pictures.seconds
     write_record(run_dir / "metrics.json", metrics)
-    reporter.summary(metrics, run_dir)
+    truth, layers = truth_parts(metrics.get("truth_table")), health_table(metrics.get("health"))
+    reporter.summary(metrics, run_dir, [*truth, *([Text("")] if truth and layers else []), *layers])
 
 
 def diverged_message(where: dict[str, Any], trend: LossTrend, run_dir: Path, steps: int, nan_policy: str,
