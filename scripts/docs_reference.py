@@ -172,7 +172,9 @@ def task_section(task: str, config_name: str, schema: Mapping[str, Any]) -> list
 
 def config_reference() -> str:
     """The text of docs/reference/config.md. Raises MissingMeaning when a key has no meaning written."""
+    from annkit.tasks.compare import COMPARE_SCHEMA
     from annkit.tasks.evaluate import EVAL_SCHEMA
+    from annkit.tasks.export import EXPORT_SCHEMA
     from annkit.tasks.predict import PREDICT_SCHEMA
     from annkit.tasks.show import SHOW_SCHEMA
 
@@ -202,6 +204,8 @@ def config_reference() -> str:
     out += task_section("eval", "eval", EVAL_SCHEMA)
     out += task_section("predict", "predict", PREDICT_SCHEMA)
     out += task_section("show", "show", SHOW_SCHEMA)
+    out += task_section("export", "export", EXPORT_SCHEMA)
+    out += task_section("compare", "compare", COMPARE_SCHEMA)
     out += task_section("board", "board", BOARD_SCHEMA)
     return "\n".join(out).rstrip() + "\n"
 

@@ -164,7 +164,14 @@ LAYERS = {
         "runtime",
     ],
     "report": ["dashboard", "diagram", "figures", "inside", "lr_report", "tracking", "truth", "unit_maps"],
-    "task layer": ["tasks.build", "tasks.header", "tasks.learning_rate", "tasks.metrics_record", "tasks.pictures"],
+    "task layer": [
+        "tasks.build",
+        "tasks.header",
+        "tasks.learning_rate",
+        "tasks.metrics_record",
+        "tasks.pictures",
+        "tasks.stored_data",
+    ],
     "task": [
         "tasks.autodiff",
         "tasks.board",

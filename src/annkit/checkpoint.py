@@ -288,6 +288,23 @@ def load_strict(model: torch.nn.Module, ckpt: Checkpoint, what: str) -> None:
     model.load_state_dict(ckpt.model)
 
 
+def resolve_checkpoint(path: Path) -> Path:
+    """A run dir's best checkpoint (its last when it has no best), or the checkpoint given."""
+    if path.is_dir():
+        for name in ("best", "last"):
+            candidate = path / "checkpoints" / f"{name}.safetensors"
+            if candidate.is_file():
+                return candidate
+        raise AnnkitError(
+            f"{path} is a folder without checkpoints/best.safetensors or checkpoints/last.safetensors, so it is not "
+            f"an annkit training run (or the run wrote no checkpoint yet). Give a run dir of `annkit train` "
+            f"(outputs/train/runs/<time>) or a .safetensors file."
+        )
+    if not path.exists():
+        raise AnnkitError(f"{path} does not exist. Give a run dir of `annkit train` or a .safetensors checkpoint.")
+    return path
+
+
 def load_model(path: Path | str, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Checkpoint]:
     """The trained network of a checkpoint, on ``device``, in eval mode, plus the checkpoint."""
     ckpt = load_checkpoint(path, device)

@@ -68,6 +68,16 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "",
         "Differentiate an expression by hand: forward mode (dual numbers), reverse mode, checked by torch.",
     ),
+    "export": (
+        "annkit.tasks.export",
+        "export",
+        "A checkpoint as ONNX or a torch.export program, preprocessing inside, verified against annkit.",
+    ),
+    "compare": (
+        "annkit.tasks.compare",
+        "compare",
+        "Runs side by side: the config keys that differ, final metrics, epochs, wall time; csv/markdown/json.",
+    ),
     "board": (
         "annkit.tasks.board",
         "board",
@@ -75,7 +85,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     ),
 }
 # subcommands that take their main argument as a bare word: `annkit show outputs/x` is `annkit show path=outputs/x`
-POSITIONAL: dict[str, str] = {"show": "path"}
+POSITIONAL: dict[str, tuple[str, bool]] = {"show": ("path", False), "compare": ("runs", True)}  # (key, takes many)
 HELP_FLAGS = ("--help", "-h")
 HYDRA_ONLY_FLAGS = ("--hydra-help", "--cfg", "-c", "--info", "-i")  # Hydra answers these; no task runs
 COMPLETION_FLAGS = ("-sc", "--shell-completion")
@@ -105,6 +115,8 @@ EXAMPLES = [
     ("annkit eval checkpoint=<run dir>/checkpoints/best.safetensors", "score a checkpoint on its test split"),
     ("annkit predict checkpoint=<file> input=photos/", "predict images (or a CSV) → predictions.csv"),
     ("annkit show outputs/train/runs/<time>", "a trained network's pictures as PNGs: unit maps, diagram, weights"),
+    ("annkit export checkpoint=outputs/train/runs/<time>", "the model as ONNX, preprocessing inside, verified"),
+    ("annkit compare outputs/train/multiruns/<time>", "a sweep's runs side by side: the keys that differ, metrics"),
     ("annkit board", "TensorBoard on every run under outputs/, at http://127.0.0.1:6006/ (port=0: any free port)"),
     ("annkit train --help", "that subcommand's config groups and every key, with its default and meaning"),
     ("annkit train --cfg job", "print the composed config and exit"),
@@ -233,10 +245,12 @@ def hydra_app(name: str) -> Callable[[], Any]:
 
 def positional(name: str, args: list[str]) -> list[str]:
     """A subcommand's bare word (no ``=``, not a flag) as its key's override, quoted for Hydra's grammar."""
-    key = POSITIONAL.get(name)
+    key, many = POSITIONAL.get(name, (None, False))
     bare = [a for a in args if "=" not in a and not a.startswith("-")]
     if key is None or not bare:
         return args
+    if many:
+        return [*(a for a in args if a not in bare), override(key, bare)]
     if len(bare) > 1:
         raise AnnkitError(
             f"annkit {name} takes one {key} as a bare word, but got {len(bare)}: {', '.join(bare)}. Give one, e.g. "

@@ -168,6 +168,20 @@ TASK_MEANINGS: dict[str, dict[str, str]] = {
         "device": "auto (cuda > mps > cpu) | cpu | cuda | cuda:N | mps",
         "overwrite": "true: a run dir that holds a run is moved aside to <dir>.old-<time> (never deleted)",
     },
+    "export": {
+        "checkpoint": "a run dir (its best checkpoint) or a .safetensors file (required)",
+        "format": "onnx (needs annkit[export]) | torch (a torch.export program, .pt2)",
+        "out": "the file to write (null: model.onnx or model.pt2 in the run dir)",
+        "input_dtype": "images: auto = uint8 pixels | float32; tables take float32",
+        "samples": "validation inputs the exported model is checked on",
+        "tolerance": "the largest difference from annkit's own answers it accepts",
+        "overwrite": "true: out= may replace a file; a run dir that holds a run is moved aside",
+    },
+    "compare": {
+        "runs": "run dirs and folders of runs (a sweep); the bare words of the command line",
+        "sort": "a metric to sort by, best first (val/accuracy, test/loss, epochs, wall_s); null: as given",
+        "format": "table | csv | markdown | json",
+    },
     "board": {
         "logdir": "the folder TensorBoard searches (recursively) for runs' tb/ event files",
         "port": "the port to serve on (0: any free port)",

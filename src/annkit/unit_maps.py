@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -151,45 +150,55 @@ def output_layer(head: Head, out: np.ndarray, resolution: int, units: list[int])
 
 
 def unit_map_figure(layer: UnitLayer, plane: Plane, title: str = "",
-                    points: tuple[np.ndarray, np.ndarray] | None = None, columns: int = 8) -> Picture:  # fmt: skip
-    """One layer's maps as one picture: the tiles in a grid, each labelled above ("constant" when it is), the
-    layer's title, and optionally the data points (N×2 coordinates, N class indices or values) over every map."""
-    tiles = unit_tiles(layer)
+                    points: tuple[np.ndarray, np.ndarray] | None = None, columns: int = 8,
+                    zoom: int | None = None) -> Picture:  # fmt: skip
+    """One layer's maps as one picture: the tiles (enlarged ``zoom`` times, no smoothing) in a grid, each labelled
+    above ("constant" when it is), the layer's title, and optionally the data points (N×2 coordinates, N class
+    indices or values) over every map. The pixels are placed as they are (``figimage``: no axes, no resampling);
+    ``zoom`` defaults to 4 for one or two maps, 3 for up to four, else 2."""
+    zoom = zoom or (4 if len(layer.values) <= 2 else 3 if len(layer.values) <= 4 else 2)
+    tiles = [np.repeat(np.repeat(t, zoom, axis=0), zoom, axis=1) for t in unit_tiles(layer)]
     n = len(tiles)
     columns = min(columns, n)
-    rows = math.ceil(n / columns)
-    side, gap, top = tiles[0].shape[0], 3, max(7, tiles[0].shape[0] // 5)
+    side, gap, top, head = tiles[0].shape[0], 4, 13, 18  # tile, gap, label strip, title strip (pixels)
+    if points is not None:
+        tiles = [_dots(t, points, plane) for t in tiles]
     image = montage(tiles, columns, gap, top)
-    fig = picture((max(2.4, 1.25 * columns), 1.45 * rows + 0.3), dpi=90)
-    ax = fig.add_axes((0.01, 0.01, 0.98, 1 - 0.3 / (1.45 * rows + 0.3)))
-    ax.imshow(image, interpolation="nearest")
+    h, w = image.shape[:2]
+    width = max(w, 240)
+    fig = picture((width / 90, (h + head) / 90), dpi=90)
+    fig.figimage(image, xo=0, yo=0, origin="upper")
     constant = [float(np.ptp(v)) == 0.0 for v in layer.values]
     for i, label in enumerate(layer.labels):
         r, c = divmod(i, columns)
-        ax.text(c * (side + gap), r * (side + top + gap) + top - 1, label + (" · constant" if constant[i] else ""),
-                fontsize=6.5, va="bottom", ha="left")  # fmt: skip
-    if points is not None:
-        _points(ax, points, plane, n, columns, (side, gap, top))
-    ax.set_axis_off()
-    fig.suptitle(f"{layer.title}{' · ' + title if title else ''}", fontsize=8, y=0.995, va="top")
+        y = head + r * (side + top + gap) + top - 2  # pixels from the top
+        fig.text(c * (side + gap) / width, 1 - y / (h + head), label + (" · constant" if constant[i] else ""),
+                 fontsize=6.5, va="bottom", ha="left")  # fmt: skip
+    fig.text(0.5, 1 - 3 / (h + head), f"{layer.title}{' · ' + title if title else ''}", fontsize=8, ha="center",
+             va="top")  # fmt: skip
     return fig
 
 
-def _points(ax: Any, points: tuple[np.ndarray, np.ndarray], plane: Plane, n: int, columns: int,
-            cell: tuple[int, int, int]) -> None:  # fmt: skip
-    """The data points over each of the ``n`` tiles (``cell``: side, gap, top of the montage): class 0 orange,
-    class 1 (or a value > 0.5) blue, white-edged."""
-    side, gap, top = cell
+def _dots(tile: np.ndarray, points: tuple[np.ndarray, np.ndarray], plane: Plane) -> np.ndarray:
+    """``tile`` with the data points drawn in: 3×3 pixels in the class colour (orange 0, blue 1, or a value > 0.5),
+    ringed in white."""
     xy, labels = points
+    side = tile.shape[0]
     x0, x1, y0, y1 = plane.extent
-    px = (xy[:, 0] - x0) / (x1 - x0) * (side - 1)
-    py = (y1 - xy[:, 1]) / (y1 - y0) * (side - 1)
-    inside = (px >= 0) & (px <= side - 1) & (py >= 0) & (py <= side - 1)
-    px, py, lab = px[inside], py[inside], np.asarray(labels)[inside]
-    if not len(lab):
-        return
-    colour = np.where(lab.reshape(len(lab), -1)[:, -1] > 0.5, BLUE, ORANGE)
-    offsets = [divmod(i, columns) for i in range(n)]
-    xs = np.concatenate([px + c * (side + gap) for _, c in offsets])
-    ys = np.concatenate([py + r * (side + top + gap) + top for r, _ in offsets])
-    ax.scatter(xs, ys, s=4, c=np.tile(colour, n), edgecolors="white", linewidths=0.3)
+    col = np.round((xy[:, 0] - x0) / (x1 - x0) * (side - 1)).astype(int)
+    row = np.round((y1 - xy[:, 1]) / (y1 - y0) * (side - 1)).astype(int)
+    blue = np.asarray(labels).reshape(len(col), -1)[:, -1] > 0.5
+    out = tile.copy()
+    for radius, colour in ((2, None), (1, "class")):
+        for dr in range(-radius, radius + 1):
+            for dc in range(-radius, radius + 1):
+                r, c = row + dr, col + dc
+                ok = (r >= 0) & (r < side) & (c >= 0) & (c < side)
+                if colour is None:
+                    out[r[ok], c[ok]] = 255
+                else:
+                    out[r[ok], c[ok]] = np.where(blue[ok, None], RGB[BLUE], RGB[ORANGE])
+    return out
+
+
+RGB = {c: np.array([int(c[i : i + 2], 16) for i in (1, 3, 5)], dtype=np.uint8) for c in (BLUE, ORANGE)}

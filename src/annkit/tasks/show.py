@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.text import Text
 
-from annkit.checkpoint import architecture, load_model
+from annkit.checkpoint import architecture, load_model, resolve_checkpoint
 from annkit.config import BOOL, DEVICE, integer, validate
 from annkit.data import Plane
 from annkit.errors import AnnkitError, user_errors
@@ -52,23 +52,6 @@ def check_path(value: Any) -> None:
 
 check_path.expected = "required: a run dir or a .safetensors checkpoint"  # type: ignore[attr-defined]
 SHOW_SCHEMA["path"] = check_path
-
-
-def checkpoint_of(path: Path) -> Path:
-    """A run dir's best checkpoint (its last when it has no best), or the checkpoint given."""
-    if path.is_dir():
-        for name in ("best", "last"):
-            candidate = path / "checkpoints" / f"{name}.safetensors"
-            if candidate.is_file():
-                return candidate
-        raise AnnkitError(
-            f"{path} is a folder without checkpoints/best.safetensors or checkpoints/last.safetensors, so it is not "
-            f"an annkit training run (or the run wrote no checkpoint yet). Give a run dir of `annkit train` "
-            f"(outputs/train/runs/<time>) or a .safetensors file."
-        )
-    if not path.exists():
-        raise AnnkitError(f"{path} does not exist. Give a run dir of `annkit train` or a .safetensors checkpoint.")
-    return path
 
 
 def checkpoint_plane(meta: dict[str, Any]) -> Plane | None:
@@ -107,7 +90,7 @@ def show_pictures(cfg: DictConfig, out: Path, console: Console | None = None) ->
     resolved = validate(cfg, SHOW_SCHEMA)  # every key checked before any file is read
     console = console or Console()
     device = resolve_device(resolved["device"], key="device")
-    model, ckpt = load_model(checkpoint_of(Path(resolved["path"])), device)
+    model, ckpt = load_model(resolve_checkpoint(Path(resolved["path"])), device)
     views = checkpoint_views(ckpt.meta, device, max_units=resolved["max_units"],
                              resolution=resolved["unit_resolution"], first_layer=resolved["first_layer"])  # fmt: skip
     epoch = ckpt.meta.get("epoch")
