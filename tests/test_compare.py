@@ -46,6 +46,9 @@ def test_the_table_sorts_by_a_metric_and_prints_csv_and_markdown(sweep):
     assert (
         markdown.startswith("| run | model.hidden | optimizer.lr | val loss | val acc |") and markdown.count("\n") == 6
     )
+    first = json.loads((sweep / "sweep" / "0" / "metrics.json").read_text())
+    row = next(line for line in markdown.splitlines() if line.startswith("| sweep/0 |")).split(" | ")
+    assert row[1:5] == ["[2]", "0.01", f"{first['val']['loss']:.4f}", f"{first['val']['accuracy']:.2%}"]  # lr as given
     table = run_annkit("compare", "sweep", cwd=sweep).stdout
     assert "optimizer.lr" in table and "val acc" in table and "test acc" in table
 
@@ -55,6 +58,8 @@ def test_two_runs_of_one_config_say_that_no_key_differs_and_a_failed_run_is_show
         assert run_annkit("train", *WORDS, f"hydra.run.dir={name}", cwd=sweep).returncode == 0
     proc = run_annkit("compare", "a", "b", cwd=sweep)
     assert proc.returncode == 0 and "no key differs" in " ".join(proc.stdout.split())
+    twice = json.loads(run_annkit("compare", "a", "./a", "b", "format=json", cwd=sweep).stdout)["runs"]
+    assert [r["run"] for r in twice] == ["a", "b"]  # a run named twice is one row
     (sweep / "broken" / ".hydra").mkdir(parents=True)
     (sweep / "broken" / ".hydra" / "config.yaml").write_text((sweep / "a" / ".hydra" / "config.yaml").read_text())
     rows = json.loads(run_annkit("compare", "a", "broken", "format=json", cwd=sweep).stdout)["runs"]

@@ -97,7 +97,7 @@ def test_a_kernel_interrupt_saves_the_run_and_the_kernel_goes_on(tmp_path):
             and "Traceback" not in shown
         )
         xor = '"dataset=xor", "model=mlp", "trainer.device=cpu", "trainer.print_every=1", "logger.images_every=0"'
-        _, out = run_cell(kc, f'annkit.train({xor}, "trainer.epochs=200", run_dir="run")', until="1/200")
+        _, out = run_cell(kc, f'annkit.train({xor}, "trainer.epochs=60", run_dir="run")', until="1/60")
         km.interrupt_kernel()  # what the notebook's stop button does: SIGINT to the kernel
         reply = kc.get_shell_msg(timeout=120)["content"]
         assert reply["status"] == "error" and reply["ename"] == "Interrupted", reply
@@ -112,7 +112,7 @@ def test_a_kernel_interrupt_saves_the_run_and_the_kernel_goes_on(tmp_path):
         )
         reply, out = run_cell(kc, check)
         assert reply["status"] == "ok", out
-        assert out[-1].split() == ["200", "200"]
+        assert out[-1].split() == ["60", "60"]
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)

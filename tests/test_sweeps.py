@@ -60,20 +60,21 @@ def test_parallel_jobs_reads_the_launcher_as_joblib_counts():
     assert parallel_jobs(None) == 1
 
 
-def test_optuna_search_of_8_trials_reports_the_best_parameters(tmp_path):
+def test_optuna_search_of_4_trials_reports_the_best_parameters(tmp_path):
     proc = run_annkit(
         "train",
         "-m",
         "hparams_search=optuna",
         *PLAYGROUND,
-        "trainer.epochs=15",
-        "hydra.sweeper.n_trials=8",
+        "trainer.epochs=10",
+        "logger.images_every=0",
+        "hydra.sweeper.n_trials=4",
         "hydra.sweep.dir=search",
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     trials = jobs(tmp_path / "search")
-    assert len(trials) == 8
+    assert len(trials) == 4
     result = OmegaConf.load(tmp_path / "search" / "optimization_results.yaml")
     accuracy = {trial.name: metrics(trial)["val"]["accuracy"] for trial in trials}
     assert result.best_value == pytest.approx(max(accuracy.values()))  # the returned objective: val accuracy

@@ -50,6 +50,13 @@ STATE = "state/"  # prefix of the training-state tensors
 # ── training state: a tree of dicts / lists / numbers / strings / tensors, split into JSON + tensors ──
 
 
+PLAIN = frozenset({bool, int, float, str, type(None)})
+
+
+def _plain(v: bool | int | float | str | None) -> Any:
+    return {"__float__": repr(v)} if type(v) is float and not math.isfinite(v) else v
+
+
 def encode(tree: Any, tensors: dict[str, torch.Tensor], path: str = STATE) -> Any:
     """``tree`` as JSON-able data; each tensor is moved into ``tensors`` under a key from its path and
     replaced by ``{"__tensor__": key}``. Dicts with non-string keys (the optimizer's parameter
@@ -58,10 +65,14 @@ def encode(tree: Any, tensors: dict[str, torch.Tensor], path: str = STATE) -> An
         tensors[path] = tree.detach().to("cpu").contiguous()
         return {"__tensor__": path}
     if isinstance(tree, dict):
+        if all(type(k) is str and type(v) in PLAIN for k, v in tree.items()):  # a history row: no recursion
+            return {k: _plain(v) for k, v in tree.items()}
         if all(isinstance(k, str) for k in tree):
             return {k: encode(v, tensors, f"{path}{k}/") for k, v in tree.items()}
         return {"__items__": [[k, encode(v, tensors, f"{path}{k}/")] for k, v in tree.items()]}
     if isinstance(tree, (list, tuple)):
+        if all(type(v) in PLAIN for v in tree):  # a random state's 625 integers: no recursion
+            return [_plain(v) for v in tree]
         return [encode(v, tensors, f"{path}{i}/") for i, v in enumerate(tree)]
     if tree is None or isinstance(tree, (bool, int, str)):
         return tree

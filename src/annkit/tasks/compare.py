@@ -63,7 +63,7 @@ def run_dirs(paths: list[str]) -> list[Path]:
             raise AnnkitError(f"{text} holds no annkit run (a folder with metrics.json, .hydra/config.yaml or "
                               f"checkpoints/), nor any folder that does.")  # fmt: skip
         found += inside
-    return found
+    return list({p.resolve(): p for p in found}.values())  # a run named twice is one row
 
 
 def is_run(path: Path) -> bool:
@@ -132,15 +132,16 @@ def comparison(runs: list[dict[str, Any]], sort: str | None) -> tuple[list[str],
     return differing, [*metric_keys, "epochs", "wall_s"], rows
 
 
-def cell(value: Any, key: str) -> str:
+def cell(value: Any, key: str, metric: bool = True) -> str:
+    """A metric as the training table shows it; a config value as it was given (lr 0.01, not 0.0100)."""
     if value is None:
         return "–"
-    if isinstance(value, float):
+    if isinstance(value, float) and metric:
         if key == "wall_s":
             return f"{value:.1f} s"
         if key.split("/", 1)[-1] in ("accuracy", "balanced_accuracy", "macro_f1", "exact_match"):
             return f"{value:.2%}"
-        return f"{value:.4g}"
+        return f"{value:.4f}" if 1e-3 <= abs(value) < 1e4 else f"{value:.4g}"  # losses as the training table shows them
     return value if isinstance(value, str) else json.dumps(value)
 
 
@@ -152,6 +153,7 @@ def header(key: str) -> str:
 def render(differing: list[str], metric_keys: list[str], rows: list[dict[str, Any]], fmt: str) -> str | Table:
     """The comparison as a rich table, or as CSV / markdown / JSON text."""
     columns = ["run", *differing, *metric_keys, "status"]
+    metrics = set(metric_keys)
     if fmt == "json":
         return json.dumps({"differing_keys": differing, "runs": rows}, indent=2)
     if fmt == "csv":
@@ -162,13 +164,17 @@ def render(differing: list[str], metric_keys: list[str], rows: list[dict[str, An
         return out.getvalue()
     if fmt == "markdown":
         lines = ["| " + " | ".join(header(c) for c in columns) + " |", "|" + "---|" * len(columns)]
-        lines += ["| " + " | ".join(cell(r[c], c) for c in columns) + " |" for r in rows]
+        lines += ["| " + " | ".join(cell(r[c], c, c in metrics) for c in columns) + " |" for r in rows]
         return "\n".join(lines) + "\n"
-    table = Table(box=None, header_style="bold", pad_edge=False)
+    parents = {str(Path(r["run"]).parent) for r in rows}
+    common = parents.pop() if len(rows) > 1 and len(parents) == 1 and "." not in parents else None  # a sweep's jobs
+    table = Table(box=None, header_style="bold", pad_edge=False, title_justify="left", title_style="",
+                  title=f"runs in {shown(common)}/" if common else None)  # fmt: skip
     for c in columns:
         table.add_column(header(c), justify="right" if c in metric_keys else "left", no_wrap=True)
     for r in rows:
-        table.add_row(*(shown(r[c]) if c == "run" else cell(r[c], c) for c in columns))
+        run = Path(r["run"]).name if common else shown(r["run"])
+        table.add_row(*(run if c == "run" else cell(r[c], c, c in metrics) for c in columns))
     return table
 
 

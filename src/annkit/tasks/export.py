@@ -115,7 +115,7 @@ def export_checkpoint(cfg: DictConfig, run_dir: Path, console: Console | None = 
     module = Deployable(model, head_from_meta(meta, torch.device("cpu")), meta)
     info = metadata(meta, ckpt.path, describe_input(meta, dtype))
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
+    partial = out.with_name(f".{out.stem}.partial{out.suffix}")  # torch.export.save wants its .pt2 ending
     try:
         if fmt == "onnx":
             how = f"torch.onnx ({to_onnx(module, x[:2], partial, info)} exporter), opset {OPSET}"
@@ -131,8 +131,8 @@ def export_checkpoint(cfg: DictConfig, run_dir: Path, console: Console | None = 
             raise AnnkitError(
                 f"The exported model does not answer as annkit does on {source}: {runner} differs by up to "
                 f"{worst:.3g} (tolerance {resolved['tolerance']:g}) and gives {wrong} other class indices. Nothing was "
-                f"written. This is a bug in annkit's export for this model; export with format=torch, or raise the "
-                f"tolerance to see the file."
+                f"written. This is a bug in annkit's export for this model; "
+                f"{'export with format=torch, or ' if fmt == 'onnx' else ''}raise the tolerance to see the file."
             )
         partial.replace(out)
     finally:
