@@ -51,7 +51,7 @@ for i in range(len(x)):
     row = x[i] if x.ndim == 2 else f"image {i}"
     if meta["annkit.task"] == "classification":
         p, k = answers[0][i], answers[1][i]
-        print(f"  {row} → {classes[k]} (p = {np.round(p, 4).tolist()})")
+        print(f"  {row} → {classes[k]} (p = {[round(float(v), 4) for v in p]})")
     else:
-        print(f"  {row} → {np.round(answers[0][i], 4).tolist()}")
+        print(f"  {row} → {[round(float(v), 4) for v in answers[0][i]]}")
 PY

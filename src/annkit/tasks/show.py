@@ -103,7 +103,10 @@ def show_pictures(cfg: DictConfig, out: Path, console: Console | None = None) ->
             if views.plane is None and _two_d(ckpt.meta)
             else []
         ),
-        ("written", f"{shown(out)} · {len(written)} pictures · {time.perf_counter() - started:.1f} s"),
+        (
+            "written",
+            f"{shown(out)} · {len(written)} picture{'s' * (len(written) != 1)} · {time.perf_counter() - started:.1f} s",
+        ),
     ]
     facts_panel(console, "annkit show", facts, [Text(""), *(Text(shown(p)) for p in written)])
     return written
