@@ -38,7 +38,7 @@ from annkit.head import output_width
 from annkit.loop import Hook
 from annkit.memory import check_fits, widths_of
 from annkit.models import MLP, describe_model
-from annkit.records import atomic_write_bytes
+from annkit.records import MAX_DEPTH, atomic_write_bytes, too_deep
 from annkit.trust import check_meta
 
 FORMAT = "annkit.checkpoint/2"
@@ -183,6 +183,13 @@ def load_checkpoint(
         meta = json.loads(header[META_KEY])
     except json.JSONDecodeError as err:
         raise _not_a_checkpoint(Path(shown(path)), f"its '{META_KEY}' metadata is not valid JSON ({err})") from None
+    except RecursionError:
+        meta = None  # nested past Python's limit: refused just below
+    if not isinstance(meta, dict) or too_deep(meta):
+        raise _not_a_checkpoint(
+            Path(shown(path)),
+            f"its '{META_KEY}' metadata is not a JSON object of at most {MAX_DEPTH} levels, as annkit writes it",
+        )
     if meta.get("format") not in READABLE:
         raise AnnkitError(
             f"{shown(path)} has checkpoint format {meta.get('format')!r} (annkit {meta.get('annkit_version')}); this annkit "

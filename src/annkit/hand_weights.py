@@ -9,22 +9,22 @@ The first artificial neurons were not trained: their weights were the answer (de
 
 (a mapping ``{layers: [...]}`` is read too). There must be one entry per dense layer, the output layer last, and
 each ``weight`` must be units × inputs of its layer; a mismatch is one paragraph naming the layer and both shapes.
-The file is data: read with ``yaml.safe_load`` (JSON with ``json``), numbers only, nothing in it runs.
+The file is data: read by :func:`annkit.records.read_data` (no YAML aliases, a size and depth limit), numbers
+only, nothing in it runs.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from annkit.errors import AnnkitError
 from annkit.models import MLP
+from annkit.records import read_data
 
 MAX_BYTES = 64 * 2**20  # a hand-written weights file is small; a larger one is refused before it is read
 EXAMPLE = "- weight: [[2, 2]]\n  bias: [-1.5]"
@@ -43,12 +43,12 @@ def read_weights(spec: str | list[Any], what: str = "model.weights") -> list[Any
     if path.stat().st_size > MAX_BYTES:
         raise AnnkitError(f"{what}={spec} is {path.stat().st_size:,} bytes; a weights file annkit reads is at most "
                           f"{MAX_BYTES:,}. For trained weights use model.init_from=<checkpoint>.")  # fmt: skip
-    text = path.read_text(encoding="utf-8", errors="replace")
     try:
-        tree = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as err:
-        raise AnnkitError(f"{what}={spec} is not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: "
-                          f"{str(err).splitlines()[0]}. The file holds a list, per layer:\n{EXAMPLE}") from None  # fmt: skip
+        tree = read_data(path, MAX_BYTES)
+    except ValueError as err:
+        raise AnnkitError(
+            f"{what}={spec} cannot be read: {err}. The file holds a list, per layer:\n{EXAMPLE}"
+        ) from None
     if isinstance(tree, Mapping) and set(tree) == {"layers"}:
         tree = tree["layers"]
     if not isinstance(tree, list):

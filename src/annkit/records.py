@@ -1,6 +1,9 @@
 """The files annkit writes whole or not at all, and its JSON records (metrics.json, lr_find.json,
 sweep_summary.json): one writer, so each record is valid JSON (NaN and ±inf become null), names the versions that
-wrote it where asked, and never exists half-written. Imports no torch (sweeps and the CLI use it)."""
+wrote it where asked, and never exists half-written. Imports no torch (sweeps and the CLI use it).
+
+And one reader, :func:`read_data`, for every JSON or YAML file annkit reads that anyone may have written (a run dir
+to compare, a weights file): plain data or a one-line reason, never a hang or a traceback."""
 
 from __future__ import annotations
 
@@ -12,7 +15,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from annkit import __version__
+
+MAX_DATA_BYTES = 64 * 2**20  # a record or a hand-written file is small; a larger one is refused before it is read
+MAX_DEPTH = 64  # annkit's own records and metadata nest a dozen levels; deeper is a crafted file
 
 
 def _umask() -> int:
@@ -67,3 +75,53 @@ def versions() -> dict[str, str]:
 def write_record(path: Path, record: dict[str, Any]) -> None:
     """``record`` as indented JSON at ``path``, atomically, non-finite numbers as null."""
     atomic_write_bytes(path, json.dumps(finite_or_null(record), indent=2, allow_nan=False).encode())
+
+
+class _PlainYaml(yaml.SafeLoader):
+    """YAML as plain data without anchors and aliases: annkit and Hydra never write them, and a few lines of nested
+    aliases (a "billion laughs") become billions of values once walked."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "an alias (*name), which annkit does not read", mark)
+        return super().compose_node(parent, index)
+
+
+def too_deep(tree: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether lists and dicts nest deeper than ``limit`` in ``tree`` (walked without recursion)."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def read_data(path: Path, max_bytes: int = MAX_DATA_BYTES) -> Any:
+    """The JSON (``.json``) or YAML file at ``path`` as plain data; ``ValueError`` with the reason in one line when it
+    is larger than ``max_bytes``, not UTF-8, not valid, uses YAML aliases or nests deeper than :data:`MAX_DEPTH`."""
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ValueError(f"it is {size:,} bytes, more than the {max_bytes:,} annkit reads")
+    kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
+    try:
+        text = path.read_bytes().decode("utf-8")
+        tree = json.loads(text) if kind == "JSON" else yaml.load(text, Loader=_PlainYaml)  # a SafeLoader
+    except UnicodeDecodeError:
+        raise ValueError("it is not UTF-8 text") from None
+    except RecursionError:
+        raise ValueError(f"it nests deeper than the {MAX_DEPTH} levels annkit reads") from None
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValueError(f"it is not valid YAML: {err.problem or err.context}{where}") from None
+    except (ValueError, yaml.YAMLError) as err:
+        raise ValueError(f"it is not valid {kind}: {' '.join(str(err).split())}") from None
+    if too_deep(tree):
+        raise ValueError(f"it nests deeper than the {MAX_DEPTH} levels annkit reads")
+    return tree

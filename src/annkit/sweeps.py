@@ -7,23 +7,30 @@ each job's ``.hydra/overrides.yaml`` and ``metrics.json``, nothing else. Imports
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
-import yaml
 from hydra.experimental.callback import Callback
 from rich.text import Text
 
 from annkit.commands import command, override
-from annkit.records import write_record
+from annkit.records import read_data, write_record
 
 
 def objective(metrics: dict[str, Any]) -> float:
     """What a sweeper maximises: the validation accuracy of the kept (best) epoch, R² for
     regression — higher is better for every task, so ``direction: maximize`` always fits."""
     return float(metrics["val"]["r2" if metrics["task"] == "regression" else "accuracy"])
+
+
+def readable(path: Path, kind: type) -> Any:
+    """The JSON or YAML file at ``path`` when it holds a ``kind``; else (missing, unreadable) None."""
+    try:
+        tree = read_data(path) if path.is_file() else None
+    except ValueError:
+        return None
+    return tree if isinstance(tree, kind) else None
 
 
 def read_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -33,9 +40,8 @@ def read_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
         (p for p in sweep_dir.iterdir() if (p / ".hydra" / "overrides.yaml").is_file()),
         key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name),
     ):
-        overrides = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text()) or []
-        metrics_file = folder / "metrics.json"
-        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
+        overrides = readable(folder / ".hydra" / "overrides.yaml", list) or []
+        metrics = readable(folder / "metrics.json", dict)
         jobs.append({"job": folder.name, "dir": str(folder), "overrides": overrides, "metrics": metrics})
     return jobs
 

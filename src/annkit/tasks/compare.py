@@ -17,7 +17,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import yaml
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from rich.console import Console
@@ -29,6 +28,7 @@ from annkit.commands import shown
 from annkit.config import flatten, validate
 from annkit.errors import AnnkitError, user_errors
 from annkit.metrics import metric_mode
+from annkit.records import read_data
 from annkit.schema import METRICS, TASK_METRICS, Rule, choice
 
 WRITES_RUN_DIR = False  # cli.py: nothing to write
@@ -75,12 +75,22 @@ def is_run(path: Path) -> bool:
 
 
 def read_run(path: Path) -> dict[str, Any]:
-    """A run's metrics.json (None when it wrote none) and its config, flattened (empty when none was saved)."""
-    metrics = json.loads((path / "metrics.json").read_text()) if (path / "metrics.json").is_file() else None
-    config: dict[str, Any] = {}
+    """A run's metrics.json (None when it wrote none or it cannot be read: ``problem`` says why) and its config,
+    flattened (empty when none was saved or it cannot be read)."""
+    problem, metrics, config = None, None, {}
+    if (path / "metrics.json").is_file():
+        try:
+            metrics = read_data(path / "metrics.json")
+            if not isinstance(metrics, dict) or metrics.get("task") not in TASK_METRICS:
+                raise ValueError("it is not an annkit metrics record (no known task)")
+        except ValueError as err:
+            problem, metrics = f"unreadable metrics.json: {err}", None
     saved = path / ".hydra" / "config.yaml"
     if saved.is_file():
-        config = yaml.safe_load(saved.read_text()) or {}
+        try:
+            config = read_data(saved)
+        except ValueError as err:
+            problem = problem or f"unreadable .hydra/config.yaml: {err}"
     else:
         for name in ("best", "last"):
             ckpt = path / "checkpoints" / f"{name}.safetensors"
@@ -88,13 +98,16 @@ def read_run(path: Path) -> dict[str, Any]:
                 config = peek(ckpt).meta.get("config", {})
                 break
     flat = {k: v for k, v in flatten(config).items() if k not in IGNORED} if isinstance(config, dict) else {}
-    return {"dir": path, "metrics": metrics, "config": flat}
+    return {"dir": path, "metrics": metrics, "config": flat, "problem": problem}
 
 
-def status(metrics: dict[str, Any] | None) -> str:
+def status(run: dict[str, Any]) -> str:
+    metrics = run["metrics"]
+    if run["problem"]:  # its metrics.json or config.yaml could not be read: which, and why
+        return run["problem"]
     if metrics is None:
         return "no metrics.json: failed, stopped or diverged"
-    losses = [metrics.get(split, {}).get("loss") for split in ("val", "test")]
+    losses = [split.get("loss") for split in (metrics.get("val"), metrics.get("test")) if isinstance(split, dict)]
     if any(isinstance(v, float) and not math.isfinite(v) for v in losses):
         return "diverged"
     return "ok"
@@ -105,7 +118,8 @@ def value_of(metrics: dict[str, Any] | None, key: str) -> float | None:
     if metrics is None:
         return None
     split, _, name = key.partition("/")
-    value = metrics.get(split, {}).get(name) if name else metrics.get(split)
+    part = metrics.get(split)
+    value = (part.get(name) if isinstance(part, dict) else None) if name else part
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return value if isinstance(value, int) else float(value)
@@ -120,7 +134,7 @@ def comparison(runs: list[dict[str, Any]], sort: str | None) -> tuple[list[str],
     metric_keys = [f"{split}/{m}" for split in ("val", "test") for m in names]
     rows = []
     for r in runs:
-        row: dict[str, Any] = {"run": str(r["dir"]), "status": status(r["metrics"])}
+        row: dict[str, Any] = {"run": str(r["dir"]), "status": status(r)}
         row.update({k: r["config"].get(k) for k in differing})
         row.update({k: value_of(r["metrics"], k) for k in [*metric_keys, "epochs", "wall_s"]})
         rows.append(row)
