@@ -34,6 +34,17 @@ def test_a_four_job_sweep_shows_exactly_the_swept_keys_and_each_runs_metrics(swe
         ("[2]", 0.01), ("[2]", 0.1), ("[4]", 0.01), ("[4]", 0.1)}  # fmt: skip
 
 
+def test_keys_shows_only_the_differing_keys_it_names(sweep):
+    table = json.loads(run_annkit("compare", "sweep", "keys=optimizer.*", "format=json", cwd=sweep).stdout)
+    assert table["differing_keys"] == ["optimizer.lr"] and "model.hidden" not in table["runs"][0]
+    both = json.loads(
+        run_annkit("compare", "sweep", "keys=[model.hidden,optimizer.lr]", "format=json", cwd=sweep).stdout
+    )
+    assert both["differing_keys"] == ["model.hidden", "optimizer.lr"]
+    proc = run_annkit("compare", "sweep", "keys=[trainer.*]", cwd=sweep)  # trainer.* keys are the same in every job
+    assert proc.returncode == 0 and "No key that differs between these 4 runs matches keys=[trainer.*]." in proc.stdout
+
+
 def test_the_table_sorts_by_a_metric_and_prints_csv_and_markdown(sweep):
     proc = run_annkit("compare", "sweep", "sort=val/loss", "format=csv", cwd=sweep)
     assert proc.returncode == 0, proc.stdout + proc.stderr

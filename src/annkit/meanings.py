@@ -181,6 +181,7 @@ TASK_MEANINGS: dict[str, dict[str, str]] = {
         "runs": "run dirs and folders of runs (a sweep); the bare words of the command line",
         "sort": "a metric to sort by, best first (val/accuracy, test/loss, epochs, wall_s); null: as given",
         "format": "table | csv | markdown | json",
+        "keys": "which differing config keys to show: null = all; names or patterns ([model.*, optimizer.lr])",
     },
     "board": {
         "logdir": "the folder TensorBoard searches (recursively) for runs' tb/ event files",

@@ -11,6 +11,7 @@ stopped, and is shown as such; one whose validation loss is not finite diverged.
 from __future__ import annotations
 
 import csv
+import fnmatch
 import io
 import json
 import math
@@ -39,6 +40,14 @@ COMPARE_SCHEMA: dict[str, Any] = {
     "runs": Rule(lambda v: isinstance(v, list) and all(isinstance(p, str) and p for p in v), "a list of folders"),
     "sort": Rule(lambda v: v is None or v in SORTABLE, "null or one of: " + ", ".join(SORTABLE)),
     "format": choice(*FORMATS),
+    "keys": Rule(
+        lambda v: (
+            v is None
+            or (isinstance(v, str) and v)
+            or (isinstance(v, list) and all(isinstance(k, str) and k for k in v))
+        ),
+        "null, a config key or pattern, or a list of them, e.g. [model.*, optimizer.lr]",
+    ),
 }
 IGNORED = ("dataset.root", "dataset.search")  # where the files were found is not a setting of the run
 
@@ -125,10 +134,15 @@ def value_of(metrics: dict[str, Any] | None, key: str) -> float | None:
     return value if isinstance(value, int) else float(value)
 
 
-def comparison(runs: list[dict[str, Any]], sort: str | None) -> tuple[list[str], list[str], list[dict[str, Any]]]:
-    """(the differing config keys, the metric columns, one row per run), sorted by ``sort`` (best first)."""
+def comparison(
+    runs: list[dict[str, Any]], sort: str | None, shown_keys: list[str] | None = None
+) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """(the differing config keys — those matching ``shown_keys``' names or patterns when given —, the metric
+    columns, one row per run), sorted by ``sort`` (best first)."""
     keys = sorted({k for r in runs for k in r["config"]})
     differing = [k for k in keys if len({json.dumps(r["config"].get(k), sort_keys=True) for r in runs}) > 1]
+    if shown_keys is not None:
+        differing = [k for k in differing if any(fnmatch.fnmatchcase(k, pattern) for pattern in shown_keys)]
     tasks = [r["metrics"]["task"] for r in runs if r["metrics"]]
     names = list(dict.fromkeys(m for t in tasks for m in TASK_METRICS[t]))
     metric_keys = [f"{split}/{m}" for split in ("val", "test") for m in names]
@@ -197,7 +211,8 @@ def compare(cfg: DictConfig, console: Console | None = None) -> dict[str, Any]:
     resolved = validate(cfg, COMPARE_SCHEMA)
     console = console or Console()
     runs = [read_run(p) for p in run_dirs(resolved["runs"])]
-    differing, metric_keys, rows = comparison(runs, resolved["sort"])
+    patterns = [resolved["keys"]] if isinstance(resolved["keys"], str) else resolved["keys"]
+    differing, metric_keys, rows = comparison(runs, resolved["sort"], patterns)
     out = render(differing, metric_keys, rows, resolved["format"])
     if isinstance(out, str):
         print(out, end="")
@@ -205,7 +220,9 @@ def compare(cfg: DictConfig, console: Console | None = None) -> dict[str, Any]:
     # rows whole, even wider than the terminal (rich fits a table to the console's width, folding every cell)
     Console(file=console.file, width=10_000, color_system=console.color_system and "auto",
             force_terminal=console.is_terminal, force_jupyter=console.is_jupyter).print(out)  # fmt: skip
-    if len(runs) > 1 and not differing:
+    if len(runs) > 1 and not differing and patterns is not None:
+        console.print(Text(f"No key that differs between these {len(runs)} runs matches keys=[{','.join(patterns)}]."))
+    elif len(runs) > 1 and not differing:
         console.print(Text(f"These {len(runs)} runs have the same config: no key differs (only their results can)."))
     elif len(runs) == 1:
         console.print(Text("One run: nothing to compare it with; its config keys are not shown."))
