@@ -24,9 +24,8 @@ import torch
 
 from annkit.errors import AnnkitError
 from annkit.models import MLP
-from annkit.records import read_data
+from annkit.records import MAX_DATA_BYTES, read_data
 
-MAX_BYTES = 64 * 2**20  # a hand-written weights file is small; a larger one is refused before it is read
 EXAMPLE = "- weight: [[2, 2]]\n  bias: [-1.5]"
 
 
@@ -40,11 +39,11 @@ def read_weights(spec: str | list[Any], what: str = "model.weights") -> list[Any
             f"{what}={spec}: there is no such file. Give a YAML or JSON file with one entry per layer "
             f"({{weight: [[…]], bias: […]}}), or the list inline: {what}='[{{weight: [[2, 2]], bias: [-1.5]}}]'."
         )
-    if path.stat().st_size > MAX_BYTES:
+    if path.stat().st_size > MAX_DATA_BYTES:  # said here with what to use instead; read_data checks it too
         raise AnnkitError(f"{what}={spec} is {path.stat().st_size:,} bytes; a weights file annkit reads is at most "
-                          f"{MAX_BYTES:,}. For trained weights use model.init_from=<checkpoint>.")  # fmt: skip
+                          f"{MAX_DATA_BYTES:,}. For trained weights use model.init_from=<checkpoint>.")  # fmt: skip
     try:
-        tree = read_data(path, MAX_BYTES)
+        tree = read_data(path)
     except ValueError as err:
         raise AnnkitError(
             f"{what}={spec} cannot be read: {err}. The file holds a list, per layer:\n{EXAMPLE}"
